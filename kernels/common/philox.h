@@ -1,0 +1,59 @@
+// Philox4x32-10 counter-based random numbers (Salmon et al., SC'11). A stream is defined by a 64-bit
+// seed (the key) and a 64-bit block offset (the counter): block b yields four 32-bit words. Because
+// any element can be computed from (seed, offset, index) alone, the CPU and CUDA backends produce the
+// same numbers bit for bit, whatever the thread layout.
+//
+// Conventions used by every factory (CPU and CUDA):
+//   uniform element i  : word (i % 4) of block (offset + i / 4), mapped by uniform01 below;
+//   normal elements 2p, 2p+1 : Box-Muller on words 0 and 1 of block (offset + p), computed in double.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common/host_device.h"
+
+namespace scpn {
+
+struct PhiloxWords {
+  uint32_t w[4];
+};
+
+SCPN_HD PhiloxWords philox4x32_10(uint64_t seed, uint64_t block) {
+  uint32_t c0 = uint32_t(block), c1 = uint32_t(block >> 32), c2 = 0, c3 = 0;
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    uint64_t p0 = uint64_t(0xD2511F53u) * c0;
+    uint64_t p1 = uint64_t(0xCD9E8D57u) * c2;
+    uint32_t n0 = uint32_t(p1 >> 32) ^ c1 ^ k0;
+    uint32_t n2 = uint32_t(p0 >> 32) ^ c3 ^ k1;
+    c1 = uint32_t(p1);
+    c3 = uint32_t(p0);
+    c0 = n0;
+    c2 = n2;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return PhiloxWords{{c0, c1, c2, c3}};
+}
+
+// [0, 1) with 24 random bits: exactly representable in float, so f32 and f64 agree.
+SCPN_HD double uniform01(uint32_t word) { return double(word >> 8) * (1.0 / 16777216.0); }
+
+SCPN_HD double philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
+  return uniform01(philox4x32_10(seed, offset + i / 4).w[i % 4]);
+}
+
+SCPN_HD double philox_normal(uint64_t seed, uint64_t offset, uint64_t i) {
+  PhiloxWords b = philox4x32_10(seed, offset + i / 2);
+  double u1 = (double(b.w[0] >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]: log is finite
+  double u2 = uniform01(b.w[1]);
+  double r = std::sqrt(-2.0 * std::log(u1));
+  const double two_pi = 6.283185307179586476925286766559;
+  return (i % 2 == 0) ? r * std::cos(two_pi * u2) : r * std::sin(two_pi * u2);
+}
+
+// How many blocks a draw of n values consumes, so the next draw starts on fresh blocks.
+SCPN_HD uint64_t philox_uniform_blocks(uint64_t n) { return (n + 3) / 4; }
+SCPN_HD uint64_t philox_normal_blocks(uint64_t n) { return (n + 1) / 2; }
+
+}  // namespace scpn
