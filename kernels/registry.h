@@ -6,6 +6,7 @@
 #pragma once
 #include "kernels/common/error.h"
 #include "kernels/elementwise.h"
+#include "kernels/gemm.h"
 #include "kernels/reduce.h"
 
 namespace scpn {
@@ -36,7 +37,14 @@ struct KernelTable {
   KernelSlot<AxpyFn> axpy{"axpy"};
   // reduce.h
   KernelSlot<ReduceFn> reduce{"reduce"};
-  // Other families add their slots here, grouped by contract header.
+  // gemm.h
+  KernelSlot<GemmFn> gemm{"gemm"};
+  // conv2d.h
+  // batch_norm.h
+  // pool.h
+  // softmax.h / loss kernels
+  // select.h (k-th value for masks)
+  // optimizer.h
 };
 
 // The process-wide table, filled by register_kernels() (engine/dispatch.cpp) before first use.

@@ -14,5 +14,13 @@ void where(const ExecContext&, DType, int64_t, const uint8_t*, const void*, cons
 void axpy(const ExecContext&, DType, int64_t, double, const void*, void*);
 // reduce.h
 void reduce(const ExecContext&, ReduceOp, DType, int64_t, int64_t, int64_t, const void*, void*);
+// gemm.h
+void gemm_ours(const ExecContext&, DType, const GemmArgs&);
+// conv2d.h
+// batch_norm.h
+// pool.h
+// softmax.h / loss kernels
+// select.h
+// optimizer.h
 
 }  // namespace scpn::cpu

@@ -12,6 +12,14 @@ void register_cpu_kernels(KernelTable& k) {
   k.where.cpu = cpu::where;
   k.axpy.cpu = cpu::axpy;
   k.reduce.cpu = cpu::reduce;
+  // gemm.h
+  k.gemm.cpu = cpu::gemm_ours;
+  // conv2d.h
+  // batch_norm.h
+  // pool.h
+  // softmax.h / loss kernels
+  // select.h
+  // optimizer.h
 }
 
 }  // namespace scpn
