@@ -1,6 +1,11 @@
 // Contract of the GEMM family: C = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions
 // (elements between consecutive rows). op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n.
-// beta = 0 overwrites C (whatever it held, NaN included); beta = 1 accumulates.
+// beta = 0 overwrites C (whatever it held, NaN included); beta = 1 accumulates. k = 0 or alpha = 0 give
+// C = beta·C without reading A or B. f32 and f64.
+// CPU implementations: cpu::gemm_ours (kernels/cpu/gemm.cpp, cache-blocked, OpenMP) and cpu::gemm_openblas
+// (kernels/cpu/blas/, when the build finds OpenBLAS). The dispatch slot gets OpenBLAS when built; the
+// environment variable SCPN_CPU_GEMM, read once at start-up, overrides: SCPN_CPU_GEMM=ours forces ours,
+// SCPN_CPU_GEMM=openblas insists on OpenBLAS (an error in a build without it).
 #pragma once
 #include <cstdint>
 

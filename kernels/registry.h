@@ -4,10 +4,19 @@
 // An op front-end asks `kernels().conv2d_forward.on(device)`; an empty slot throws an error naming the
 // kernel and the device, and `supports(device)` lets tests skip cleanly.
 #pragma once
+#include "kernels/batch_norm.h"
 #include "kernels/common/error.h"
+#include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/l2_normalize.h"
+#include "kernels/loss.h"
+#include "kernels/masked_weight.h"
+#include "kernels/optimizer.h"
+#include "kernels/pool.h"
 #include "kernels/reduce.h"
+#include "kernels/select.h"
+#include "kernels/softmax.h"
 
 namespace scpn {
 
@@ -40,11 +49,36 @@ struct KernelTable {
   // gemm.h
   KernelSlot<GemmFn> gemm{"gemm"};
   // conv2d.h
+  KernelSlot<Conv2dForwardFn> conv2d_forward{"conv2d_forward"};
+  KernelSlot<Conv2dBackwardDataFn> conv2d_backward_data{"conv2d_backward_data"};
+  KernelSlot<Conv2dBackwardFilterFn> conv2d_backward_filter{"conv2d_backward_filter"};
+  KernelSlot<Conv2dBackwardBiasFn> conv2d_backward_bias{"conv2d_backward_bias"};
   // batch_norm.h
+  KernelSlot<BatchNormForwardTrainFn> batch_norm_forward_train{"batch_norm_forward_train"};
+  KernelSlot<BatchNormForwardEvalFn> batch_norm_forward_eval{"batch_norm_forward_eval"};
+  KernelSlot<BatchNormBackwardFn> batch_norm_backward{"batch_norm_backward"};
   // pool.h
+  KernelSlot<MaxPool2dForwardFn> max_pool2d_forward{"max_pool2d_forward"};
+  KernelSlot<MaxPool2dBackwardFn> max_pool2d_backward{"max_pool2d_backward"};
+  KernelSlot<AvgPool1x1ForwardFn> avg_pool_1x1_forward{"avg_pool_1x1_forward"};
+  KernelSlot<AvgPool1x1BackwardFn> avg_pool_1x1_backward{"avg_pool_1x1_backward"};
   // softmax.h / loss kernels
+  KernelSlot<LogSoftmaxForwardFn> log_softmax_forward{"log_softmax_forward"};
+  KernelSlot<LogSoftmaxBackwardFn> log_softmax_backward{"log_softmax_backward"};
+  KernelSlot<CrossEntropyForwardFn> cross_entropy_forward{"cross_entropy_forward"};
+  KernelSlot<CrossEntropyBackwardFn> cross_entropy_backward{"cross_entropy_backward"};
+  // l2_normalize.h
+  KernelSlot<L2NormalizeForwardFn> l2_normalize_forward{"l2_normalize_forward"};
+  KernelSlot<L2NormalizeBackwardFn> l2_normalize_backward{"l2_normalize_backward"};
   // select.h (k-th value for masks)
+  KernelSlot<AbsKthValuesFn> abs_kth_values{"abs_kth_values"};
+  KernelSlot<MagnitudeMaskFn> magnitude_mask{"magnitude_mask"};
+  // masked_weight.h
+  KernelSlot<MaskedWeightForwardFn> masked_weight_forward{"masked_weight_forward"};
+  KernelSlot<MaskedWeightBackwardFn> masked_weight_backward{"masked_weight_backward"};
   // optimizer.h
+  KernelSlot<SgdStepFn> sgd_step{"sgd_step"};
+  KernelSlot<AdamWStepFn> adamw_step{"adamw_step"};
 };
 
 // The process-wide table, filled by register_kernels() (engine/dispatch.cpp) before first use.

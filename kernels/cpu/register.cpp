@@ -13,13 +13,42 @@ void register_cpu_kernels(KernelTable& k) {
   k.axpy.cpu = cpu::axpy;
   k.reduce.cpu = cpu::reduce;
   // gemm.h
-  k.gemm.cpu = cpu::gemm_ours;
+#if defined(SCPN_HAVE_OPENBLAS)
+  k.gemm.cpu = cpu::select_gemm(cpu::gemm_ours, cpu::gemm_openblas);
+#else
+  k.gemm.cpu = cpu::select_gemm(cpu::gemm_ours, nullptr);
+#endif
   // conv2d.h
+  k.conv2d_forward.cpu = cpu::conv2d_forward;
+  k.conv2d_backward_data.cpu = cpu::conv2d_backward_data;
+  k.conv2d_backward_filter.cpu = cpu::conv2d_backward_filter;
+  k.conv2d_backward_bias.cpu = cpu::conv2d_backward_bias;
   // batch_norm.h
+  k.batch_norm_forward_train.cpu = cpu::batch_norm_forward_train;
+  k.batch_norm_forward_eval.cpu = cpu::batch_norm_forward_eval;
+  k.batch_norm_backward.cpu = cpu::batch_norm_backward;
   // pool.h
+  k.max_pool2d_forward.cpu = cpu::max_pool2d_forward;
+  k.max_pool2d_backward.cpu = cpu::max_pool2d_backward;
+  k.avg_pool_1x1_forward.cpu = cpu::avg_pool_1x1_forward;
+  k.avg_pool_1x1_backward.cpu = cpu::avg_pool_1x1_backward;
   // softmax.h / loss kernels
+  k.log_softmax_forward.cpu = cpu::log_softmax_forward;
+  k.log_softmax_backward.cpu = cpu::log_softmax_backward;
+  k.cross_entropy_forward.cpu = cpu::cross_entropy_forward;
+  k.cross_entropy_backward.cpu = cpu::cross_entropy_backward;
+  // l2_normalize.h
+  k.l2_normalize_forward.cpu = cpu::l2_normalize_forward;
+  k.l2_normalize_backward.cpu = cpu::l2_normalize_backward;
   // select.h
+  k.abs_kth_values.cpu = cpu::abs_kth_values;
+  k.magnitude_mask.cpu = cpu::magnitude_mask;
+  // masked_weight.h
+  k.masked_weight_forward.cpu = cpu::masked_weight_forward;
+  k.masked_weight_backward.cpu = cpu::masked_weight_backward;
   // optimizer.h
+  k.sgd_step.cpu = cpu::sgd_step;
+  k.adamw_step.cpu = cpu::adamw_step;
 }
 
 }  // namespace scpn

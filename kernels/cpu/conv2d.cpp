@@ -1,0 +1,333 @@
+// CPU conv2d: im2col + GEMM (through the dispatch slot kernels().gemm, so OpenBLAS or our own GEMM),
+// with a copy-free GEMM for wide 1x1 stride-1 unpadded convolutions. Tested against the naive direct
+// convolution in tests/support/reference.cpp by tests/ops/test_conv2d.cpp; timed by tools/bench_conv.
+//
+// Layout of the work. A chunk of `nb` images is unrolled into one column matrix
+//   col[(c, r, s), (i, p, q)]      rows C·R·S (grouped channels are consecutive rows), columns nb·P·Q,
+// so each group's convolution of the whole chunk is ONE wide GEMM  W_g [Kg, Cg·R·S] · col_g → [Kg, nb·P·Q].
+// Wide GEMMs matter most for the late layers (4x4 images: one image is only 16 GEMM columns). The chunk
+// size is bounded by a workspace budget, which also keeps the column matrix near the last-level cache
+// where the GEMM reads it back. The GEMM parallelises itself; our loops (im2col, col2im, layout copies)
+// use OpenMP between GEMM calls, never around them.
+#include <algorithm>
+#include <memory>
+
+#include "kernels/conv2d.h"
+#include "kernels/cpu/dtype_switch.h"
+#include "kernels/cpu/kernels.h"
+
+namespace scpn::cpu {
+namespace {
+
+// Default scratch budget per call: ~12 MiB keeps the column matrix and the GEMM output of a chunk in
+// this machine's 32 MiB L3 while giving ResNet's 32x32 layers chunks of 4+ images (4096+ GEMM columns).
+constexpr int64_t kDefaultWorkspaceBytes = int64_t(12) << 20;
+// A 1x1 stride-1 unpadded convolution is already a GEMM per image (x[n] is [C, H·W]). Per-image GEMMs
+// are used when an image gives the GEMM at least this many columns; narrower images are packed side by
+// side like any other chunk (a plain copy, cheap next to the 2·K flops per copied element).
+constexpr int64_t kDirectMinColumns = 512;
+
+struct Geometry {
+  int64_t G, Cg, Kg, RS, CRSg, CRS, HW, PQ, P, Q;
+  explicit Geometry(const Conv2dParams& p)
+      : G(p.groups), Cg(p.C / p.groups), Kg(p.K / p.groups), RS(p.R * p.S), CRSg(Cg * p.R * p.S),
+        CRS(p.C * p.R * p.S), HW(p.H * p.W), PQ(p.P() * p.Q()), P(p.P()), Q(p.Q()) {}
+};
+
+bool is_pointwise(const Conv2dParams& p) {
+  return p.R == 1 && p.S == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 && p.pad_w == 0;
+}
+
+bool use_direct_pointwise(const Conv2dParams& p, const Geometry& g) {
+  return is_pointwise(p) && (g.PQ >= kDirectMinColumns || p.N == 1);
+}
+
+// Images per chunk: as many as the workspace budget allows (column matrix + one [K, nb·P·Q] layout
+// buffer), at least one, at most N.
+int64_t images_per_chunk(const Conv2dParams& p, const Geometry& g, size_t elem_bytes) {
+  int64_t per_image = (g.CRS + p.K) * g.PQ * int64_t(elem_bytes);
+  int64_t budget = p.workspace_limit_bytes > 0 ? p.workspace_limit_bytes : kDefaultWorkspaceBytes;
+  int64_t nb = std::clamp<int64_t>(budget / std::max<int64_t>(per_image, 1), 1, std::max<int64_t>(p.N, 1));
+  // Even out the chunks (32 images at 6 per chunk -> 6 chunks of <= 6 rather than 5 of 6 and one of 2).
+  int64_t chunks = (p.N + nb - 1) / nb;
+  return chunks > 0 ? (p.N + chunks - 1) / chunks : 1;
+}
+
+template <class T>
+std::unique_ptr<T[]> scratch(int64_t elements) {
+  return std::make_unique_for_overwrite<T[]>(size_t(std::max<int64_t>(elements, 1)));
+}
+
+void gemm(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
+          const void* b, int64_t ldb, double beta, void* c, int64_t ldc) {
+  GemmArgs args;
+  args.trans_a = trans_a;
+  args.trans_b = trans_b;
+  args.m = m;
+  args.n = n;
+  args.k = k;
+  args.a = a;
+  args.lda = lda;
+  args.b = b;
+  args.ldb = ldb;
+  args.beta = beta;
+  args.c = c;
+  args.ldc = ldc;
+  kernels().gemm.on(kCPU)(ExecContext{kCPU}, t, args);
+}
+
+// Valid output columns q for kernel column s: those reading inside the image, q·stride − pad + s in [0, W).
+void valid_range(int64_t s, int64_t stride, int64_t pad, int64_t in_size, int64_t out_size, int64_t& lo,
+                 int64_t& hi) {
+  // q·stride >= pad − s  and  q·stride <= in_size − 1 + pad − s
+  int64_t first = pad - s;
+  lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  int64_t last = in_size - 1 + pad - s;
+  hi = last < 0 ? 0 : std::min<int64_t>(out_size, last / stride + 1);
+  lo = std::min(lo, hi);
+}
+
+// col[(c, r, s), (i, p, q)] = x[i, c, p·sh − ph + r, q·sw − pw + s] (0 outside), for nb images of x
+// (pointer to the chunk's first image). Rows are ld = nb·P·Q long.
+template <class T>
+void im2col(const Conv2dParams& p, const Geometry& g, const T* x, int64_t nb, T* col) {
+  const int64_t ld = nb * g.PQ;
+  const int64_t rows = g.CRS;
+#pragma omp parallel for schedule(static) if (rows * ld > kParallelGrain)
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t c = row / g.RS, r = (row / p.S) % p.R, s = row % p.S;
+    int64_t q_lo, q_hi;
+    valid_range(s, p.stride_w, p.pad_w, p.W, g.Q, q_lo, q_hi);
+    T* out = col + row * ld;
+    for (int64_t i = 0; i < nb; ++i) {
+      const T* plane = x + (i * p.C + c) * g.HW;
+      for (int64_t oh = 0; oh < g.P; ++oh, out += g.Q) {
+        const int64_t h = oh * p.stride_h - p.pad_h + r;
+        if (h < 0 || h >= p.H) {
+          std::fill(out, out + g.Q, T(0));
+          continue;
+        }
+        const T* in = plane + h * p.W;
+        const int64_t shift = s - p.pad_w;  // column q reads in[q·stride_w + shift]
+        std::fill(out, out + q_lo, T(0));
+        if (p.stride_w == 1) {
+          std::copy(in + q_lo + shift, in + q_hi + shift, out + q_lo);
+        } else {
+          for (int64_t q = q_lo; q < q_hi; ++q) out[q] = in[q * p.stride_w + shift];
+        }
+        std::fill(out + q_hi, out + g.Q, T(0));
+      }
+    }
+  }
+}
+
+// The adjoint of im2col: dx[i, c, h, w] = Σ of the col entries that im2col copied from (h, w).
+// Overwrites the nb images of dx. Each (image, channel) plane is owned by one thread: no races.
+template <class T>
+void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t nb, T* dx) {
+  const int64_t ld = nb * g.PQ;
+  const int64_t planes = nb * p.C;
+#pragma omp parallel for schedule(static) if (g.CRS * ld > kParallelGrain)
+  for (int64_t plane_index = 0; plane_index < planes; ++plane_index) {
+    const int64_t i = plane_index / p.C, c = plane_index % p.C;
+    T* plane = dx + plane_index * g.HW;
+    std::fill(plane, plane + g.HW, T(0));
+    for (int64_t r = 0; r < p.R; ++r) {
+      for (int64_t s = 0; s < p.S; ++s) {
+        int64_t q_lo, q_hi;
+        valid_range(s, p.stride_w, p.pad_w, p.W, g.Q, q_lo, q_hi);
+        const T* src = col + ((c * p.R + r) * p.S + s) * ld + i * g.PQ;
+        for (int64_t oh = 0; oh < g.P; ++oh, src += g.Q) {
+          const int64_t h = oh * p.stride_h - p.pad_h + r;
+          if (h < 0 || h >= p.H) continue;
+          T* out = plane + h * p.W;
+          const int64_t shift = s - p.pad_w;
+          if (p.stride_w == 1) {
+            for (int64_t q = q_lo; q < q_hi; ++q) out[q + shift] += src[q];
+          } else {
+            for (int64_t q = q_lo; q < q_hi; ++q) out[q * p.stride_w + shift] += src[q];
+          }
+        }
+      }
+    }
+  }
+}
+
+// [nb, K, PQ] (NCHW slice of dy) -> [K, nb·PQ] (GEMM layout).
+template <class T>
+void images_to_rows(const T* src, int64_t nb, int64_t K, int64_t PQ, T* dst) {
+#pragma omp parallel for collapse(2) schedule(static) if (nb * K * PQ > kParallelGrain)
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t i = 0; i < nb; ++i) std::copy_n(src + (i * K + k) * PQ, PQ, dst + (k * nb + i) * PQ);
+}
+
+// [K, nb·PQ] (GEMM output) -> y [nb, K, PQ] plus bias[k] (bias may be null).
+template <class T>
+void rows_to_images(const T* src, int64_t nb, int64_t K, int64_t PQ, const T* bias, T* y) {
+#pragma omp parallel for collapse(2) schedule(static) if (nb * K * PQ > kParallelGrain)
+  for (int64_t i = 0; i < nb; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      const T* in = src + (k * nb + i) * PQ;
+      T* out = y + (i * K + k) * PQ;
+      const T b = bias ? bias[k] : T(0);
+      for (int64_t j = 0; j < PQ; ++j) out[j] = in[j] + b;
+    }
+}
+
+// y [nb, K, PQ] += bias[k].
+template <class T>
+void add_bias(T* y, int64_t nb, int64_t K, int64_t PQ, const T* bias) {
+#pragma omp parallel for collapse(2) schedule(static) if (nb * K * PQ > kParallelGrain)
+  for (int64_t i = 0; i < nb; ++i)
+    for (int64_t k = 0; k < K; ++k) {
+      T* out = y + (i * K + k) * PQ;
+      for (int64_t j = 0; j < PQ; ++j) out[j] += bias[k];
+    }
+}
+
+template <class T>
+void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+  const Geometry g(p);
+  if (p.N == 0) return;
+  if (use_direct_pointwise(p, g)) {
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t grp = 0; grp < g.G; ++grp)
+        gemm(t, false, false, g.Kg, g.HW, g.Cg, w + grp * g.Kg * g.Cg, g.Cg, x + (n * p.C + grp * g.Cg) * g.HW,
+             g.HW, 0.0, y + (n * p.K + grp * g.Kg) * g.PQ, g.PQ);
+    if (bias) add_bias(y, p.N, p.K, g.PQ, bias);
+    return;
+  }
+  const int64_t nb_max = images_per_chunk(p, g, sizeof(T));
+  auto col = scratch<T>(g.CRS * nb_max * g.PQ);
+  auto rows = scratch<T>(nb_max > 1 ? p.K * nb_max * g.PQ : 0);
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
+    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get());
+    // One image: the GEMM output [K, PQ] is already y's layout.
+    T* out = nb == 1 ? y + n0 * p.K * g.PQ : rows.get();
+    for (int64_t grp = 0; grp < g.G; ++grp)
+      gemm(t, false, false, g.Kg, cols, g.CRSg, w + grp * g.Kg * g.CRSg, g.CRSg, col.get() + grp * g.CRSg * cols,
+           cols, 0.0, out + grp * g.Kg * cols, cols);
+    if (nb == 1) {
+      if (bias) add_bias(out, 1, p.K, g.PQ, bias);
+    } else {
+      rows_to_images(out, nb, p.K, g.PQ, bias, y + n0 * p.K * g.PQ);
+    }
+  }
+}
+
+template <class T>
+void backward_data_impl(DType t, const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  const Geometry g(p);
+  if (p.N == 0) return;
+  if (use_direct_pointwise(p, g)) {
+    // dx[n]_g [Cg, HW] = W_gᵀ [Cg, Kg] · dy[n]_g [Kg, HW]
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t grp = 0; grp < g.G; ++grp)
+        gemm(t, true, false, g.Cg, g.HW, g.Kg, w + grp * g.Kg * g.Cg, g.Cg, dy + (n * p.K + grp * g.Kg) * g.PQ,
+             g.PQ, 0.0, dx + (n * p.C + grp * g.Cg) * g.HW, g.HW);
+    return;
+  }
+  const int64_t nb_max = images_per_chunk(p, g, sizeof(T));
+  auto col = scratch<T>(g.CRS * nb_max * g.PQ);
+  auto rows = scratch<T>(nb_max > 1 ? p.K * nb_max * g.PQ : 0);
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
+    const T* dy_chunk = dy + n0 * p.K * g.PQ;
+    if (nb > 1) {
+      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get());
+      dy_chunk = rows.get();
+    }
+    // dcol_g [CRSg, cols] = W_gᵀ [CRSg, Kg] · dy_g [Kg, cols]
+    for (int64_t grp = 0; grp < g.G; ++grp)
+      gemm(t, true, false, g.CRSg, cols, g.Kg, w + grp * g.Kg * g.CRSg, g.CRSg, dy_chunk + grp * g.Kg * cols, cols,
+           0.0, col.get() + grp * g.CRSg * cols, cols);
+    col2im(p, g, col.get(), nb, dx + n0 * p.C * g.HW);
+  }
+}
+
+template <class T>
+void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* x, T* dw) {
+  const Geometry g(p);
+  if (p.N == 0) {
+    std::fill(dw, dw + p.K * g.CRSg, T(0));
+    return;
+  }
+  if (use_direct_pointwise(p, g)) {
+    // dw_g [Kg, Cg] (+)= dy[n]_g [Kg, HW] · x[n]_gᵀ [HW, Cg]; the first image overwrites.
+    for (int64_t n = 0; n < p.N; ++n)
+      for (int64_t grp = 0; grp < g.G; ++grp)
+        gemm(t, false, true, g.Kg, g.Cg, g.HW, dy + (n * p.K + grp * g.Kg) * g.PQ, g.PQ,
+             x + (n * p.C + grp * g.Cg) * g.HW, g.HW, n == 0 ? 0.0 : 1.0, dw + grp * g.Kg * g.Cg, g.Cg);
+    return;
+  }
+  const int64_t nb_max = images_per_chunk(p, g, sizeof(T));
+  auto col = scratch<T>(g.CRS * nb_max * g.PQ);
+  auto rows = scratch<T>(nb_max > 1 ? p.K * nb_max * g.PQ : 0);
+  for (int64_t n0 = 0; n0 < p.N; n0 += nb_max) {
+    const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
+    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get());
+    const T* dy_chunk = dy + n0 * p.K * g.PQ;
+    if (nb > 1) {
+      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get());
+      dy_chunk = rows.get();
+    }
+    // dw_g [Kg, CRSg] (+)= dy_g [Kg, cols] · col_gᵀ [cols, CRSg]; the first chunk overwrites.
+    for (int64_t grp = 0; grp < g.G; ++grp)
+      gemm(t, false, true, g.Kg, g.CRSg, cols, dy_chunk + grp * g.Kg * cols, cols, col.get() + grp * g.CRSg * cols,
+           cols, n0 == 0 ? 0.0 : 1.0, dw + grp * g.Kg * g.CRSg, g.CRSg);
+  }
+}
+
+template <class T>
+void backward_bias_impl(const Conv2dParams& p, const T* dy, T* db) {
+  const int64_t PQ = p.P() * p.Q();
+  // Sums in double: a batch of 32 images of 32x32 adds 32768 terms per channel.
+#pragma omp parallel for schedule(static) if (p.N * p.K * PQ > kParallelGrain)
+  for (int64_t k = 0; k < p.K; ++k) {
+    double total = 0;
+    for (int64_t n = 0; n < p.N; ++n) {
+      const T* row = dy + (n * p.K + k) * PQ;
+      T partial = 0;
+      for (int64_t j = 0; j < PQ; ++j) partial += row[j];
+      total += double(partial);
+    }
+    db[k] = T(total);
+  }
+}
+
+}  // namespace
+
+void conv2d_forward(const ExecContext&, DType t, const Conv2dParams& p, const void* x, const void* w,
+                    const void* bias, void* y) {
+  with_float_type(t, "conv2d_forward", [&](auto zero) {
+    using T = decltype(zero);
+    forward_impl<T>(t, p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
+                    static_cast<T*>(y));
+  });
+}
+
+void conv2d_backward_data(const ExecContext&, DType t, const Conv2dParams& p, const void* dy, const void* w,
+                          void* dx) {
+  with_float_type(t, "conv2d_backward_data", [&](auto zero) {
+    using T = decltype(zero);
+    backward_data_impl<T>(t, p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+  });
+}
+
+void conv2d_backward_filter(const ExecContext&, DType t, const Conv2dParams& p, const void* dy, const void* x,
+                            void* dw) {
+  with_float_type(t, "conv2d_backward_filter", [&](auto zero) {
+    using T = decltype(zero);
+    backward_filter_impl<T>(t, p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
+  });
+}
+
+void conv2d_backward_bias(const ExecContext&, DType t, const Conv2dParams& p, const void* dy, void* db) {
+  with_float_type(t, "conv2d_backward_bias", [&](auto zero) {
+    using T = decltype(zero);
+    backward_bias_impl<T>(p, static_cast<const T*>(dy), static_cast<T*>(db));
+  });
+}
+
+}  // namespace scpn::cpu
