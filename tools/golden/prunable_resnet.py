@@ -10,8 +10,17 @@ Rerun (from the repository root; needs `pip install torch numpy`, CPU is enough)
     python3 tools/golden/prunable_resnet.py            # self-checks, then writes tests/golden/*.json
     python3 tools/golden/prunable_resnet.py --check    # self-checks only, writes nothing
 
-The output is deterministic for a given PyTorch version (fixed seeds, float64, CPU), but the tests treat
-the committed JSON as the truth: regenerating is only needed when the conventions below change.
+The output is deterministic for a given PyTorch version (fixed seeds, float64, CPU, one thread), but the
+tests treat the committed JSON as the truth: regenerate only when the conventions below change. Before
+writing, every case is self-checked (any failure writes nothing and exits 1):
+  - masks: recomputed with numpy, no tied |S|, kept = n - k + 1, kept counts monotone in capacity;
+  - STE: each scored conv's W_eff re-run as a plain autograd leaf, the STE formulas applied by hand to its
+    gradient and compared with MaskedWeight's; that leaf gradient confirmed by central differences on a
+    few entries of one layer (a pruned entry included);
+  - parameters: central differences on entries of several non-score tensors (W, BN, head);
+  - channel mode: pruned channels' BN gamma/beta get exactly zero gradient;
+  - weight mode, when torchvision is installed (optional): the same network rebuilt from torchvision's
+    BasicBlock/Bottleneck with M * W loaded must give the same logits, loss and gradients.
 
 Conventions (the C++ side follows the same ones)
 ------------------------------------------------
