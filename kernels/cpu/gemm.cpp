@@ -22,11 +22,13 @@ namespace {
 // C (m×n) is computed as a sum over K-slices of width KC; within a slice, C is cut into MC×NC blocks
 // and each block into MR×NR micro-tiles:
 //
-//   for jc in steps of NC:            Bp ← op(B)[pc:pc+KC, jc:jc+NC]   packed, stays in L3
-//     for pc in steps of KC:
+//   for jc in steps of NC:
+//     for pc in steps of KC:          Bp ← op(B)[pc:pc+KC, jc:jc+NC]   packed, stays in L3
 //       for ic in steps of MC:        Ap ← op(A)[ic:ic+MC, pc:pc+KC]   packed, stays in L2
 //         for each NR-column panel of Bp, for each MR-row panel of Ap:
 //           C_tile (+)= Ap panel (MR×KC) · Bp panel (KC×NR)           accumulators in registers
+//
+// (Bp is packed during the first ic iteration, kPackChunk panels just before their first use.)
 //
 // The micro-kernel keeps a 6×16 f32 tile (6×8 f64) in 12 of the 16 AVX2 registers: per step of k it
 // loads two vectors of B, broadcasts 6 scalars of A and issues 12 FMAs — 12 independent accumulators
@@ -163,7 +165,8 @@ void pack_b(const GemmArgs& g, int64_t p0, int64_t j0, int64_t kc, int64_t nc, T
       const int64_t p_end = std::min(kc, p_line + kLine);
       for (int j = 0; j < cols; ++j) {
         const T* src = B + (col0 + j) * g.ldb + p0;
-        __builtin_prefetch(src + p_line + kPrefetchLines * kLine);  // NR rows, too many streams to guess
+        // NR streams are more than the hardware prefetcher follows: fetch a few lines ahead ourselves.
+        if (p_line + kPrefetchLines * kLine < kc) __builtin_prefetch(src + p_line + kPrefetchLines * kLine);
         for (int64_t p = p_line; p < p_end; ++p) dst[p * NR + j] = src[p];
       }
     }
