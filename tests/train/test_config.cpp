@@ -1,0 +1,68 @@
+// train_scpn's configuration: defaults, files, KEY=VALUE overrides, and every kind of bad input rejected
+// with a message naming the key; docs/config.md must be the generated reference.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "kernels/common/error.h"
+#include "train/config.h"
+
+using namespace scpn;
+using namespace scpn::train;
+
+namespace {
+std::string write_temp(const std::string& name, const std::string& text) {
+  std::string path = "/tmp/scpn_test_config_" + name;
+  std::ofstream(path) << text;
+  return path;
+}
+}  // namespace
+
+TEST_CASE("defaults are valid and overrides apply in order: defaults, file, command line") {
+  TrainConfig d = parse_config("", {});
+  CHECK(d.mode == "scpn");
+  CHECK(d.capacities == std::vector<double>{0.8, 0.6, 0.4, 0.2});
+  std::string file = write_temp("a.json", R"({"train": {"lr": 0.05, "epochs": 3}, "model.base_width": 8})");
+  TrainConfig c = parse_config(file, {"train.lr=0.01", "train.capacities=[0.5,0.25]", "train.mode=sum", "data.augment=false"});
+  CHECK(c.lr == 0.01);
+  CHECK(c.epochs == 3);
+  CHECK(c.base_width == 8);
+  CHECK(c.capacities == std::vector<double>{0.5, 0.25});
+  CHECK(c.mode == "sum");
+  CHECK_FALSE(c.augment);
+  // The resolved config round-trips through its JSON form.
+  TrainConfig again = config_from_json(c.to_json(), "resolved");
+  CHECK(again.to_json() == c.to_json());
+}
+
+TEST_CASE("bad configs are rejected naming the key") {
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.learning_rate=0.1"}),
+                       "command line: unknown key 'train.learning_rate' (docs/config.md lists every key)", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.epochs=2.5"}), "command line: train.epochs: expected a integer, got 2.5", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.lr=fast"}), "command line: train.lr: expected a number, got \"fast\"", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.capacities=[0.5,0]"}),
+                       "command line: train.capacities: [0.5,0] contains capacity 0, outside (0, 1]", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.capacities=[1.5]"}),
+                       "command line: train.capacities: [1.5] contains capacity 1.5, outside (0, 1]", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.mode=fancy"}),
+                       "command line: train.mode: \"fancy\" is not one of scpn, sum, parent", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.batch_size=1"}), "command line: train.batch_size: 1 must be >= 2", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"lr"}), "argument 'lr': expected KEY=VALUE", Error);
+  CHECK_THROWS_WITH_AS(parse_config("/nonexistent/x.json", {}), "/nonexistent/x.json: cannot open the config file", Error);
+  std::string bad = write_temp("bad.json", "{\"train\": {\"lr\": }");
+  CHECK_THROWS_WITH_AS(parse_config(bad, {}), doctest::Contains((bad + ": not valid JSON").c_str()), Error);
+  std::string unknown = write_temp("unknown.json", R"({"train": {"lr": 0.1, "epoch": 3}})");
+  std::string expected = unknown + ": unknown key 'train.epoch' (docs/config.md lists every key)";
+  CHECK_THROWS_WITH_AS(parse_config(unknown, {}), expected.c_str(), Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"device=tpu"}), "device: 'tpu' is not auto, cpu or cuda:N", Error);
+}
+
+TEST_CASE("docs/config.md is the generated reference (regenerate: train_scpn --config-doc > docs/config.md)") {
+  std::ifstream in("docs/config.md");
+  REQUIRE_MESSAGE(in.good(), "docs/config.md is missing");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  CHECK(ss.str() == config_reference_markdown());
+}

@@ -1,0 +1,271 @@
+// The configuration table: one entry per key. Adding a key = a member in TrainConfig + one line here.
+#include "train/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include "kernels/common/error.h"
+
+namespace scpn::train {
+
+namespace {
+
+using json = nlohmann::json;
+
+struct Entry {
+  std::string key;
+  std::string type;
+  std::string doc;
+  std::function<void(TrainConfig&, const json&)> set;  // throws on a wrong type or value
+  std::function<json(const TrainConfig&)> get;
+};
+
+template <class T> const char* type_name();
+template <> const char* type_name<int64_t>() { return "integer"; }
+template <> const char* type_name<uint64_t>() { return "integer >= 0"; }
+template <> const char* type_name<double>() { return "number"; }
+template <> const char* type_name<bool>() { return "boolean"; }
+template <> const char* type_name<std::string>() { return "string"; }
+template <> const char* type_name<std::vector<double>>() { return "list of numbers"; }
+template <> const char* type_name<std::vector<int64_t>>() { return "list of integers"; }
+
+template <class T>
+bool has_type(const json& j) {
+  if constexpr (std::is_same_v<T, int64_t>) return j.is_number_integer();
+  if constexpr (std::is_same_v<T, uint64_t>) return j.is_number_unsigned() || (j.is_number_integer() && j.get<int64_t>() >= 0);
+  if constexpr (std::is_same_v<T, double>) return j.is_number() && std::isfinite(j.get<double>());
+  if constexpr (std::is_same_v<T, bool>) return j.is_boolean();
+  if constexpr (std::is_same_v<T, std::string>) return j.is_string();
+  if constexpr (std::is_same_v<T, std::vector<double>>) {
+    if (!j.is_array()) return false;
+    for (auto& e : j) if (!e.is_number()) return false;
+    return true;
+  }
+  if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if (!j.is_array()) return false;
+    for (auto& e : j) if (!e.is_number_integer()) return false;
+    return true;
+  }
+  return false;
+}
+
+// check(value) returns "" when the value is allowed, else what is wrong ("must be > 0").
+template <class T>
+Entry field(std::string key, T TrainConfig::*member, std::string doc, std::function<std::string(const T&)> check = {}) {
+  Entry e;
+  e.key = key;
+  e.type = type_name<T>();
+  e.doc = std::move(doc);
+  e.set = [key, member, check](TrainConfig& c, const json& j) {
+    if (!has_type<T>(j)) throw Error(cat(key, ": expected a ", type_name<T>(), ", got ", j.dump()));
+    T v = j.get<T>();
+    if (check) {
+      std::string problem = check(v);
+      if (!problem.empty()) throw Error(cat(key, ": ", j.dump(), " ", problem));
+    }
+    c.*member = v;
+  };
+  e.get = [member](const TrainConfig& c) { return json(c.*member); };
+  return e;
+}
+
+std::function<std::string(const std::string&)> one_of(std::vector<std::string> allowed) {
+  return [allowed](const std::string& v) {
+    for (auto& a : allowed) if (v == a) return std::string();
+    std::string list;
+    for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+    return "is not one of " + list;
+  };
+}
+template <class T>
+std::function<std::string(const T&)> at_least(T lo) {
+  return [lo](const T& v) { return v >= lo ? std::string() : cat("must be >= ", lo); };
+}
+std::function<std::string(const double&)> in_range(double lo, double hi) {
+  return [lo, hi](const double& v) { return v >= lo && v <= hi ? std::string() : cat("must be in [", lo, ", ", hi, "]"); };
+}
+std::function<std::string(const std::vector<double>&)> capacity_list(bool allow_one, bool allow_empty) {
+  return [=](const std::vector<double>& v) {
+    if (v.empty() && !allow_empty) return std::string("must list at least one capacity");
+    std::set<double> seen;
+    for (double c : v) {
+      if (!(c > 0.0 && c <= 1.0)) return cat("contains capacity ", c, ", outside (0, 1]");
+      if (c == 1.0 && !allow_one) return std::string("contains 1.0: the parent is always trained; list capacities below 1");
+      if (!seen.insert(c).second) return cat("lists capacity ", c, " twice");
+    }
+    return std::string();
+  };
+}
+
+const std::vector<Entry>& table() {
+  static const std::vector<Entry> entries = {
+      field("model.arch", &TrainConfig::arch, "backbone: resnet18, resnet34 or resnet50",
+            one_of({"resnet18", "resnet34", "resnet50"})),
+      field("model.stem", &TrainConfig::stem,
+            "stem: small (3x3/1, for 28-64 px), imagenet (7x7/2 + max-pool), imagenet_nopool (the paper's)",
+            one_of({"small", "imagenet", "imagenet_nopool"})),
+      field("model.base_width", &TrainConfig::base_width, "channels of the first stage (64 in the standard ResNets)",
+            at_least<int64_t>(1)),
+      field("model.feature_dim", &TrainConfig::feature_dim, "D, the retrieval feature (projector output)", at_least<int64_t>(1)),
+      field("model.granularity", &TrainConfig::granularity,
+            "mask granularity: weight (one score per weight, the paper's) or channel (one per filter inside blocks)",
+            one_of({"weight", "channel"})),
+      field("data.dataset", &TrainConfig::dataset,
+            "fashion_mnist (IDX .gz files in data.root), image_folder (root/class/*.jpg), inshop, gldv2",
+            one_of({"fashion_mnist", "image_folder", "inshop", "gldv2"})),
+      field("data.root", &TrainConfig::data_root, "where the dataset lives"),
+      field("data.train_limit", &TrainConfig::train_limit, "use the first N training images (0 = all)", at_least<int64_t>(0)),
+      field("data.test_limit", &TrainConfig::test_limit, "use the first N test images for evaluation (0 = all)",
+            at_least<int64_t>(0)),
+      field("data.image_size", &TrainConfig::image_size, "side of the (square) network input in pixels", at_least<int64_t>(8)),
+      field("data.augment", &TrainConfig::augment, "training augmentation (random crop with padding / resized crop, flip)"),
+      field("data.workers", &TrainConfig::workers, "loader threads", at_least<int64_t>(1)),
+      field("data.bad_images", &TrainConfig::bad_images, "corrupt or missing image: fail (stop) or skip (count, up to data.max_skipped)",
+            one_of({"fail", "skip"})),
+      field("data.max_skipped", &TrainConfig::max_skipped, "with data.bad_images=skip, stop after this many", at_least<int64_t>(0)),
+      field("train.mode", &TrainConfig::mode,
+            "scpn (conflict-aware integration), sum (one backward of the summed losses, BCT-S), parent (dense only)",
+            one_of({"scpn", "sum", "parent"})),
+      field("train.capacities", &TrainConfig::capacities, "capacities trained with the parent, in step order",
+            capacity_list(false, true)),
+      field("train.extra_random_capacities", &TrainConfig::extra_random_capacities,
+            "additional capacities drawn uniformly from (0.1, 1) each step (no BN statistics of their own)",
+            at_least<int64_t>(0)),
+      field("train.bn_stats", &TrainConfig::bn_stats,
+            "own: each trained capacity keeps its BN running statistics (ours); parent: the reference's behaviour",
+            one_of({"own", "parent"})),
+      field("train.epochs", &TrainConfig::epochs, "epochs over the training set", at_least<int64_t>(1)),
+      field("train.steps", &TrainConfig::steps, "stop after N steps (0 = run all epochs)", at_least<int64_t>(0)),
+      field("train.batch_size", &TrainConfig::batch_size, "images per step", at_least<int64_t>(2)),
+      field("train.lr", &TrainConfig::lr, "SGD learning rate", at_least<double>(0)),
+      field("train.momentum", &TrainConfig::momentum, "SGD momentum", in_range(0, 1)),
+      field("train.weight_decay", &TrainConfig::weight_decay,
+            "weight decay on everything except the projector's and classifier's biases", at_least<double>(0)),
+      field("train.schedule", &TrainConfig::schedule, "multistep (×lr_gamma at milestones, per epoch) or cosine (per step)",
+            one_of({"multistep", "cosine"})),
+      field("train.milestones", &TrainConfig::milestones, "multistep: epochs at which the lr is multiplied by lr_gamma"),
+      field("train.lr_gamma", &TrainConfig::lr_gamma, "multistep factor", in_range(0, 1)),
+      field("train.warmup_steps", &TrainConfig::warmup_steps, "cosine: linear warm-up steps", at_least<int64_t>(0)),
+      field("train.task_clip_norm", &TrainConfig::task_clip_norm, "clip each subnetwork's gradients to this global norm",
+            at_least<double>(0)),
+      field("train.clip_norm", &TrainConfig::clip_norm, "clip the integrated gradients to this global norm", at_least<double>(0)),
+      field("train.label_smoothing", &TrainConfig::label_smoothing, "cross-entropy label smoothing", in_range(0, 1)),
+      field("train.seed", &TrainConfig::seed, "seed of every random stream (init, data order, augmentation, integration order)"),
+      field("integration.semantics", &TrainConfig::integration,
+            "last: project each g_i from the original, the last conflicting partner decides (reference); chain: PCGrad",
+            one_of({"last", "chain"})),
+      field("integration.weighting", &TrainConfig::weighting, "cosine: ((1 + cos(h_i, g_i))/2)^gamma weights; none: equal",
+            one_of({"cosine", "none"})),
+      field("integration.gamma", &TrainConfig::integration_gamma, "exponent of the cosine weights", at_least<double>(0)),
+      field("integration.granularity", &TrainConfig::integration_granularity,
+            "filter: rows of 4-D tensors are output filters; tensor: one row per tensor", one_of({"filter", "tensor"})),
+      field("integration.fixed_order", &TrainConfig::fixed_order, "use task order 0..K-1 instead of a seeded random order"),
+      field("eval.capacities", &TrainConfig::eval_capacities,
+            "capacities evaluated at the end (untrained ones get BN statistics re-estimated)", capacity_list(true, false)),
+      field("eval.bn_reestimate_batches", &TrainConfig::bn_reestimate_batches,
+            "training batches averaged to re-estimate BN statistics of an untrained capacity", at_least<int64_t>(1)),
+      field("eval.parent_bn", &TrainConfig::eval_parent_bn, "also evaluate subnetworks with the parent's BN statistics"),
+      field("eval.recall_k", &TrainConfig::recall_k, "K values of Recall@K"),
+      field("output.dir", &TrainConfig::output_dir, "run folder: config, metrics.jsonl, checkpoints, report"),
+      field("output.log_every", &TrainConfig::log_every, "steps between metrics.jsonl lines", at_least<int64_t>(1)),
+      field("output.checkpoint_every", &TrainConfig::checkpoint_every, "steps between checkpoints (0 = each epoch end)",
+            at_least<int64_t>(0)),
+      field("output.save_final", &TrainConfig::save_final, "save the final weights (final.safetensors)"),
+      field("device", &TrainConfig::device, "auto (CUDA when present), cpu, or cuda:N"),
+  };
+  return entries;
+}
+
+// {"train": {"lr": 0.1}} → {"train.lr": 0.1}; arrays and scalars are leaves.
+void flatten(const json& j, const std::string& prefix, json& out) {
+  if (j.is_object()) {
+    for (auto& [k, v] : j.items()) flatten(v, prefix.empty() ? k : prefix + "." + k, out);
+  } else {
+    out[prefix] = j;
+  }
+}
+
+const Entry* find_entry(const std::string& key) {
+  for (auto& e : table()) if (e.key == key) return &e;
+  return nullptr;
+}
+
+void check_consistency(const TrainConfig& c) {
+  for (size_t i = 1; i < c.milestones.size(); ++i)
+    SCPN_CHECK(c.milestones[i] > c.milestones[i - 1], "train.milestones: must be strictly increasing");
+  for (int64_t k : c.recall_k) SCPN_CHECK(k >= 1, "eval.recall_k: ", k, " must be >= 1");
+  SCPN_CHECK(c.device == "auto" || c.device == "cpu" || c.device.rfind("cuda:", 0) == 0,
+             "device: '", c.device, "' is not auto, cpu or cuda:N");
+  if (c.mode == "parent")
+    SCPN_CHECK(c.extra_random_capacities == 0, "train.extra_random_capacities: only for modes scpn and sum");
+}
+
+}  // namespace
+
+TrainConfig config_from_json(const json& input, const std::string& source) {
+  json flat = json::object();
+  flatten(input, "", flat);
+  TrainConfig c;
+  for (auto& [key, value] : flat.items()) {
+    const Entry* e = find_entry(key);
+    if (!e) throw Error(cat(source, ": unknown key '", key, "' (docs/config.md lists every key)"));
+    try {
+      e->set(c, value);
+    } catch (const Error& err) {
+      throw Error(cat(source, ": ", err.what()));
+    }
+  }
+  check_consistency(c);
+  return c;
+}
+
+TrainConfig parse_config(const std::string& config_file, const std::vector<std::string>& overrides) {
+  json merged = json::object();
+  if (!config_file.empty()) {
+    std::ifstream in(config_file);
+    if (!in) throw Error(cat(config_file, ": cannot open the config file"));
+    json file;
+    try {
+      file = json::parse(in);
+    } catch (const json::parse_error& e) {
+      throw Error(cat(config_file, ": not valid JSON (", e.what(), ")"));
+    }
+    if (!file.is_object()) throw Error(cat(config_file, ": the config must be a JSON object"));
+    // Check the file on its own first so its errors name the file.
+    config_from_json(file, config_file);
+    flatten(file, "", merged);
+  }
+  for (const std::string& kv : overrides) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error(cat("argument '", kv, "': expected KEY=VALUE"));
+    std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
+    json value = json::parse(text, nullptr, false);
+    if (value.is_discarded()) value = text;  // a bare word is a string
+    merged[key] = value;
+  }
+  return config_from_json(merged, overrides.empty() ? (config_file.empty() ? "defaults" : config_file) : "command line");
+}
+
+json TrainConfig::to_json() const {
+  json j = json::object();
+  for (auto& e : table()) j[e.key] = e.get(*this);
+  return j;
+}
+
+std::string config_reference_markdown() {
+  std::ostringstream os;
+  TrainConfig defaults;
+  os << "# train_scpn configuration keys\n\n"
+     << "Generated by `train_scpn --config-doc` from `train/config.cpp`; a test keeps this file current.\n"
+     << "Keys are given in a JSON file (nested `{\"train\": {\"lr\": 0.05}}` or flat `{\"train.lr\": 0.05}`) with\n"
+     << "`--config FILE`, or on the command line as `KEY=VALUE` (`train.lr=0.05`, `train.capacities=[0.5,0.25]`).\n"
+     << "Unknown keys, wrong types and out-of-range values are rejected before any work, naming the key.\n\n"
+     << "| key | type | default | meaning |\n| --- | --- | --- | --- |\n";
+  for (auto& e : table()) os << "| `" << e.key << "` | " << e.type << " | `" << e.get(defaults).dump() << "` | " << e.doc << " |\n";
+  return os.str();
+}
+
+}  // namespace scpn::train

@@ -1,0 +1,78 @@
+// train_scpn's typed configuration. Every key is declared once in train/config.cpp (name, type, default,
+// allowed range, one line of documentation); docs/config.md is generated from that table
+// (`train_scpn --config-doc`), and a test checks that the committed file is current. Unknown keys, wrong
+// types and out-of-range values are rejected before any work, naming the key.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace scpn::train {
+
+struct TrainConfig {
+  // model
+  std::string arch = "resnet18";
+  std::string stem = "small";
+  int64_t base_width = 16;
+  int64_t feature_dim = 128;
+  std::string granularity = "weight";
+  // data
+  std::string dataset = "fashion_mnist";
+  std::string data_root = "/usr/share/datasets/fashion-mnist";
+  int64_t train_limit = 6000;  // 0 = all
+  int64_t test_limit = 2000;
+  int64_t image_size = 28;
+  bool augment = true;
+  int64_t workers = 2;
+  std::string bad_images = "fail";
+  int64_t max_skipped = 100;
+  // training
+  std::string mode = "scpn";  // scpn | sum | parent
+  std::vector<double> capacities = {0.8, 0.6, 0.4, 0.2};
+  int64_t extra_random_capacities = 0;
+  std::string bn_stats = "own";  // own | parent
+  int64_t epochs = 2;
+  int64_t steps = 0;  // 0 = epochs × batches per epoch
+  int64_t batch_size = 64;
+  double lr = 0.1;
+  double momentum = 0.9;
+  double weight_decay = 5e-4;
+  std::string schedule = "multistep";  // multistep | cosine
+  std::vector<int64_t> milestones = {};
+  double lr_gamma = 0.1;
+  int64_t warmup_steps = 0;
+  double task_clip_norm = 100;
+  double clip_norm = 100;
+  double label_smoothing = 0;
+  std::string integration = "last";     // last | chain
+  std::string weighting = "cosine";     // cosine | none
+  double integration_gamma = 0.5;
+  std::string integration_granularity = "filter";  // filter | tensor
+  bool fixed_order = false;
+  uint64_t seed = 42;
+  // evaluation
+  std::vector<double> eval_capacities = {1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
+  int64_t bn_reestimate_batches = 20;
+  bool eval_parent_bn = true;  // also report subnetworks with the parent's statistics
+  std::vector<int64_t> recall_k = {1, 2, 4, 8};
+  // output
+  std::string output_dir = "runs/default";
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 0;  // steps; 0 = at each epoch end only
+  bool save_final = true;
+  std::string device = "auto";
+
+  nlohmann::json to_json() const;  // flat {"train.lr": 0.1, ...}
+};
+
+// Defaults ← config file (nested or flat JSON) ← KEY=VALUE overrides (values parsed as JSON when they
+// are valid JSON, else taken as strings). Throws scpn::Error naming the key (and the file).
+TrainConfig parse_config(const std::string& config_file, const std::vector<std::string>& overrides);
+TrainConfig config_from_json(const nlohmann::json& flat_or_nested, const std::string& source);
+
+// docs/config.md as text: every key with its type, default and description.
+std::string config_reference_markdown();
+
+}  // namespace scpn::train
