@@ -9,6 +9,7 @@
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
+#include "kernels/grad_integration.h"  // grad_integration.h
 #include "kernels/l2_normalize.h"
 #include "kernels/loss.h"
 #include "kernels/masked_weight.h"
@@ -79,6 +80,10 @@ struct KernelTable {
   // optimizer.h
   KernelSlot<SgdStepFn> sgd_step{"sgd_step"};
   KernelSlot<AdamWStepFn> adamw_step{"adamw_step"};
+  // grad_integration.h
+  KernelSlot<GradIntegrateFn> grad_integrate{"grad_integrate"};
+  KernelSlot<GradSumSquaresFn> grad_sum_squares{"grad_sum_squares"};
+  KernelSlot<GradScaleFn> grad_scale{"grad_scale"};
 };
 
 // The process-wide table, filled by register_kernels() (engine/dispatch.cpp) before first use.

@@ -190,6 +190,12 @@ void ResNet::clear_masks() {
 }
 void ResNet::add_bn_capacity(double capacity) {
   for (auto& [name, bn] : bns_) bn->add_capacity(capacity);
+  // The config lists every capacity with statistics, so a checkpoint of this model rebuilds it exactly.
+  if (capacity < 1.0) {
+    for (double c : config_.bn_capacities)
+      if (capacity_key(c) == capacity_key(capacity)) return;
+    config_.bn_capacities.push_back(capacity);
+  }
 }
 
 std::vector<Tensor> ResNet::no_decay_parameters() const {

@@ -1,9 +1,8 @@
 // GEMM benchmark: GFLOP/s of our CPU GEMM (cpu::gemm_ours) and, when built with it, OpenBLAS, at square
 // sizes and at the im2col GEMM shapes of ResNet-18 (32x32 input, batch 32), with the ratio ours/OpenBLAS
-// and the fraction of the machine's estimated f32 peak. Median of several timed runs after a warm-up.
+// and the fraction of the machine's estimated f32 peak. Median of several timed runs after two warm-ups.
 // Usage: bench_gemm [--quick] [--threads N] [--only TEXT]   (--quick: fewer repetitions; --threads: both
-// libraries' thread count, default all; --only: the rows whose label contains TEXT). The two GEMMs are timed alternately so that load from other processes
-// falls on both alike.
+// libraries' thread count, default all; --only: the rows whose label contains TEXT).
 #include <omp.h>
 
 #include <algorithm>
@@ -135,9 +134,10 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(omp_get_max_threads());
 #endif
   const Peak peak = estimate_peak();
-  std::printf("bench_gemm: f32, C = op(A)·op(B), beta = 0; median of %s timed runs after a warm-up\n",
+  std::printf("bench_gemm: f32, C = op(A)·op(B), beta = 0; median of %s timed runs after 2 warm-up runs\n",
               quick ? "3" : "7 (3 for the largest)");
   std::printf("estimated f32 peak: %.1f GFLOP/s = %s\n", peak.gflops, peak.how.c_str());
+  std::printf("(\"cpu MHz\" is the nominal clock; a boosting core can exceed this peak)\n");
   {
     std::ifstream load("/proc/loadavg");
     std::string l;
@@ -164,23 +164,24 @@ int main(int argc, char** argv) {
     const double flop = 2.0 * double(p.m) * double(p.n) * double(p.k);
     const int reps = quick ? 3 : (flop > 8e9 ? 3 : 7);
     const GemmArgs g = args_of(p, a, b, c);
-    seconds_of(cpu::gemm_ours, g);  // warm-up: packing buffers, thread pool, caches
-    if (openblas) seconds_of(openblas, g);
-    std::vector<double> t_ours, t_theirs;
-    for (int r = 0; r < reps; ++r) {
-      t_ours.push_back(seconds_of(cpu::gemm_ours, g));
-      if (openblas) t_theirs.push_back(seconds_of(openblas, g));
-    }
-    const double ours = flop / median(t_ours) * 1e-9;
-    const double theirs = openblas ? flop / median(t_theirs) * 1e-9 : 0.0;
+    // One library at a time: each keeps its worker threads spinning for a while after a call, which
+    // would steal the cores from the other one if the calls alternated.
+    auto time_median = [&](GemmFn fn) {
+      std::vector<double> t;
+      for (int r = 0; r < 2; ++r) seconds_of(fn, g);  // warm-up: buffers, thread pool, caches
+      for (int r = 0; r < reps; ++r) t.push_back(seconds_of(fn, g));
+      return median(t);
+    };
+    const double ours = flop / time_median(cpu::gemm_ours) * 1e-9;
+    const double theirs = openblas ? flop / time_median(openblas) * 1e-9 : 0.0;
     const char* op = p.trans_a ? "TN" : p.trans_b ? "NT" : "NN";
+    const double of_peak = peak.gflops > 0 ? 100.0 * ours / peak.gflops : 0.0;
     if (openblas)
       std::printf("%-15s %-2s %6lld %6lld %6lld | %9.1f %9.1f | %6.2f | %5.0f%%\n", p.label.c_str(), op,
-                  (long long)p.m, (long long)p.n, (long long)p.k, ours, theirs, ours / theirs,
-                  100.0 * ours / peak.gflops);
+                  (long long)p.m, (long long)p.n, (long long)p.k, ours, theirs, ours / theirs, of_peak);
     else
       std::printf("%-15s %-2s %6lld %6lld %6lld | %9.1f %9s | %6s | %5.0f%%\n", p.label.c_str(), op, (long long)p.m,
-                  (long long)p.n, (long long)p.k, ours, "-", "-", 100.0 * ours / peak.gflops);
+                  (long long)p.n, (long long)p.k, ours, "-", "-", of_peak);
     std::fflush(stdout);
   }
   return 0;

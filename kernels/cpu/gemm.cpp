@@ -3,7 +3,6 @@
 // with GCC vector extensions (AVX2+FMA under -march=native) does the arithmetic. Tested by
 // tests/ops/test_gemm.cpp against a double-precision triple loop; timed by tools/bench_gemm.
 #include <omp.h>
-#include <sys/mman.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -91,8 +90,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 // ---- packing --------------------------------------------------------------------------------------
 
-// Packs op(A)[i0:i0+mc, p0:p0+kc] into Ap as MR-row panels: panel r holds, for
-// each p, the MR values op(A)[i0 + r·MR + i, p0 + p] contiguously; rows past mc are zero.
+// Packs op(A)[i0:i0+mc, p0:p0+kc] into Ap as MR-row panels: panel r holds, for each p, the MR values
+// op(A)[i0 + r·MR + i, p0 + p] contiguously; rows past mc are zero.
 template <class T>
 void pack_a(const GemmArgs& g, int64_t i0, int64_t p0, int64_t mc, int64_t kc, T* Ap) {
   constexpr int MR = Blocking<T>::MR;
@@ -255,14 +254,12 @@ struct PackWorkspace {
   void* get(size_t need) {
     if (need > bytes) {
       std::free(data);
-      constexpr size_t kHugePage = size_t(2) << 20;
-      bytes = (need + kHugePage - 1) / kHugePage * kHugePage;
-      data = std::aligned_alloc(kHugePage, bytes);
+      bytes = (need + 63) / 64 * 64;  // aligned_alloc wants a multiple of the alignment
+      data = std::aligned_alloc(64, bytes);
       if (!data) {
         bytes = 0;
         throw Error(cat("gemm: cannot allocate ", need, " bytes of packing workspace"));
       }
-      madvise(data, bytes, MADV_HUGEPAGE);
     }
     return data;
   }

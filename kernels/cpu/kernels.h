@@ -59,5 +59,9 @@ void masked_weight_backward(const ExecContext&, DType, const MaskedWeightParams&
 // optimizer.h
 void sgd_step(const ExecContext&, DType, const SgdStepArgs&);
 void adamw_step(const ExecContext&, DType, const AdamWStepArgs&);
+// grad_integration.h
+void grad_integrate(const ExecContext&, DType, const GradIntegrationArgs&);
+void grad_sum_squares(const ExecContext&, DType, const GradListArgs&, double*);
+void grad_scale(const ExecContext&, DType, const GradListArgs&, double);
 
 }  // namespace scpn::cpu

@@ -49,6 +49,10 @@ void register_cpu_kernels(KernelTable& k) {
   // optimizer.h
   k.sgd_step.cpu = cpu::sgd_step;
   k.adamw_step.cpu = cpu::adamw_step;
+  // grad_integration.h
+  k.grad_integrate.cpu = cpu::grad_integrate;
+  k.grad_sum_squares.cpu = cpu::grad_sum_squares;
+  k.grad_scale.cpu = cpu::grad_scale;
 }
 
 }  // namespace scpn

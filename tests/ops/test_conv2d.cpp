@@ -9,6 +9,7 @@
 #include "engine/autograd.h"
 #include "engine/context.h"
 #include "engine/ops/conv2d.h"
+#include "kernels/cpu/kernels.h"
 #include "kernels/registry.h"
 #include "tests/support/check.h"
 #include "tests/support/reference.h"
@@ -60,6 +61,9 @@ std::vector<Config> forward_configs() {
       make("kernel larger than the image", 2, 2, 3, 3, 3, 5, 5, {.stride = 1, .padding = 1}, true),
       make("one pixel", 1, 1, 1, 1, 1, 1, 1, {}, true),
       make("4x4 layer, 3x3 pad 1", 3, 8, 4, 4, 16, 3, 3, {.stride = 1, .padding = 1}, true),
+      // Large enough for the kernels' loops to use threads (behind our GEMM).
+      make("threaded 3x3 pad 1, groups 2", 3, 16, 20, 19, 8, 3, 3, {.stride = 1, .padding = 1, .groups = 2}, true),
+      make("threaded 1x1 wide images", 2, 32, 24, 24, 8, 1, 1, {}, true),
   };
 }
 
@@ -85,31 +89,46 @@ double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-5 : 1e-12; }
 
 }  // namespace
 
+// Runs `body` once with the GEMM the dispatch slot holds and once with our own GEMM in the slot: the CPU
+// convolution threads its own loops only behind our (OpenMP) GEMM, so both ways must be covered.
+template <class Body>
+void with_each_gemm(Body&& body) {
+  const GemmFn registered = kernels().gemm.cpu;
+  for (GemmFn g : {registered, GemmFn(cpu::gemm_ours)}) {
+    kernels().gemm.cpu = g;
+    CAPTURE(g == cpu::gemm_ours ? "our GEMM" : "the registered GEMM");
+    body();
+  }
+  kernels().gemm.cpu = registered;
+}
+
 TEST_CASE("conv2d forward and gradients match the direct convolution (f32 and f64)") {
   uint64_t seed = 100;
-  for (DType dtype : {DType::f32, DType::f64}) {
-    for (const Config& cfg : forward_configs()) {
-      const Conv2dShape& s = cfg.s;
-      CAPTURE(cfg.label);
-      CAPTURE(dtype_name(dtype));
-      Operands o = make_operands(s, cfg.bias, dtype, seed += 10);
-      o.x.requires_grad_();
-      o.w.requires_grad_();
-      if (cfg.bias) o.b.requires_grad_();
+  with_each_gemm([&] {
+    for (DType dtype : {DType::f32, DType::f64}) {
+      for (const Config& cfg : forward_configs()) {
+        const Conv2dShape& s = cfg.s;
+        CAPTURE(cfg.label);
+        CAPTURE(dtype_name(dtype));
+        Operands o = make_operands(s, cfg.bias, dtype, seed += 10);
+        o.x.requires_grad_();
+        o.w.requires_grad_();
+        if (cfg.bias) o.b.requires_grad_();
 
-      Tensor y = conv2d(o.x, o.w, o.b, options_of(s));
-      REQUIRE(y.shape() == Shape{s.N, s.K, s.P(), s.Q()});
-      CHECK(y.dtype() == dtype);
-      const double tol = tolerance(dtype);
-      CHECK_CLOSE(y.to_vector(), test::reference::conv2d_direct(s, o.xv, o.wv, o.bv), tol, tol);
+        Tensor y = conv2d(o.x, o.w, o.b, options_of(s));
+        REQUIRE(y.shape() == Shape{s.N, s.K, s.P(), s.Q()});
+        CHECK(y.dtype() == dtype);
+        const double tol = tolerance(dtype);
+        CHECK_CLOSE(y.to_vector(), test::reference::conv2d_direct(s, o.xv, o.wv, o.bv), tol, tol);
 
-      backward(y, o.dy);
-      auto expected = test::reference::conv2d_direct_backward(s, o.xv, o.wv, o.dyv);
-      CHECK_CLOSE(o.x.grad().to_vector(), expected.dx, tol, tol);
-      CHECK_CLOSE(o.w.grad().to_vector(), expected.dw, tol, tol);
-      if (cfg.bias) CHECK_CLOSE(o.b.grad().to_vector(), expected.db, tol, tol);
+        backward(y, o.dy);
+        auto expected = test::reference::conv2d_direct_backward(s, o.xv, o.wv, o.dyv);
+        CHECK_CLOSE(o.x.grad().to_vector(), expected.dx, tol, tol);
+        CHECK_CLOSE(o.w.grad().to_vector(), expected.dw, tol, tol);
+        if (cfg.bias) CHECK_CLOSE(o.b.grad().to_vector(), expected.db, tol, tol);
+      }
     }
-  }
+  });
 }
 
 TEST_CASE("conv2d kernels split the batch into chunks under a workspace limit") {
@@ -239,7 +258,8 @@ TEST_CASE("conv2d bad input names the op and the shapes") {
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({4, 3, 3, 3}), Tensor(), {.groups = 0}), "conv2d: groups must be >= 1, got 0",
                        Error);
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({4, 3, 3, 3}, DType::f64)),
-                       "conv2d: dtype mismatch: x is f32 [2, 3, 8, 8] on cpu, weight is f64 [4, 3, 3, 3] on cpu", Error);
+                       "conv2d: dtype mismatch: x is f32 [2, 3, 8, 8] on cpu, weight is f64 [4, 3, 3, 3] on cpu",
+                       Error);
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({4, 3, 3, 3}), zeros({4}, DType::f64)),
                        "conv2d: dtype mismatch: x is f32 [2, 3, 8, 8] on cpu, bias is f64 [4] on cpu", Error);
   CHECK_THROWS_WITH_AS(conv2d(x, zeros({4, 3, 3, 3}), zeros({5})),

@@ -1,0 +1,155 @@
+#include "train/eval/evaluate.h"
+
+#include <cstdio>
+#include <sstream>
+
+#include "engine/autograd.h"
+#include "engine/ops/l2_normalize.h"
+#include "models/config.h"
+
+namespace scpn::train {
+
+using models::BnStatsMode;
+using models::ForwardContext;
+using models::ResNet;
+
+Embedding embed(const ResNet& model, const Tensor& images, const ForwardContext& ctx, int64_t batch_size) {
+  SCPN_CHECK(!model.is_training(), "embed: the model must be in eval mode");
+  NoGradGuard no_grad;
+  int64_t n = images.size(0);
+  std::vector<Tensor> feats, logits;
+  Embedding e;
+  e.features = Tensor::empty({n, model.config().feature_dim}, DType::f32);
+  e.logits = Tensor::empty({n, model.config().num_classes}, DType::f32);
+  for (int64_t b = 0; b < n; b += batch_size) {
+    int64_t end = std::min(n, b + batch_size);
+    models::ResNetOutput out = model.forward(images.slice(b, end), ctx);
+    e.features.slice(b, end).copy_(l2_normalize(out.feature).to(kCPU));
+    e.logits.slice(b, end).copy_(out.logits.to(kCPU));
+  }
+  return e;
+}
+
+void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const std::function<Tensor(int64_t)>& next_batch) {
+  models::check_capacity("reestimate_bn_stats", capacity);
+  SCPN_CHECK(capacity < 1.0, "reestimate_bn_stats: the parent's statistics are trained, not re-estimated");
+  model.add_bn_capacity(capacity);
+  model.train();
+  NoGradGuard no_grad;
+  for (int64_t t = 0; t < count; ++t) {
+    // Momentum 1/(t+1) turns the running update into the running mean of the batches seen so far.
+    ForwardContext ctx{capacity, BnStatsMode::own, 1.0 / double(t + 1)};
+    model.forward(next_batch(t), ctx);
+  }
+  model.eval();
+}
+
+EvalReport evaluate_model(ResNet& model, const Tensor& test_images, const std::vector<int64_t>& labels,
+                          const EvalOptions& options, const std::function<Tensor(int64_t)>& next_train_batch) {
+  EvalReport report;
+  RetrievalOptions ropt;
+  ropt.same_set = true;
+  ropt.recall_k = options.recall_k;
+  auto is_trained = [&](double c) {
+    if (c == 1.0) return true;
+    for (double t : options.trained_capacities)
+      if (models::capacity_key(t) == models::capacity_key(c)) return true;
+    return false;
+  };
+
+  model.eval();
+  Embedding parent = embed(model, test_images, {1.0}, options.batch_size);
+  std::vector<Tensor> features;
+  for (double c : options.capacities) {
+    models::check_capacity("eval.capacities", c);
+    CapacityReport row;
+    row.capacity = c;
+    row.trained = is_trained(c);
+    row.bn_source = c == 1.0 ? "parent" : row.trained ? "own" : "re-estimated";
+    if (!row.trained) reestimate_bn_stats(model, c, options.bn_reestimate_batches, next_train_batch);
+    model.eval();
+    Embedding e = c == 1.0 ? parent : embed(model, test_images, {c, BnStatsMode::own}, options.batch_size);
+    row.self = evaluate_retrieval(e.features, labels, e.features, labels, ropt);
+    row.cross = evaluate_retrieval(e.features, labels, parent.features, labels, ropt);
+    row.accuracy = top1_accuracy(e.logits, labels);
+    if (options.parent_bn_too && c < 1.0) {
+      Embedding p = embed(model, test_images, {c, BnStatsMode::parent}, options.batch_size);
+      row.has_parent_bn = true;
+      row.cross_parent_bn = evaluate_retrieval(p.features, labels, parent.features, labels, ropt);
+      row.accuracy_parent_bn = top1_accuracy(p.logits, labels);
+    }
+    features.push_back(e.features);
+    report.rows.push_back(row);
+  }
+  report.matrix = compatibility_matrix(options.capacities, features, labels, options.capacities, features, labels, ropt);
+  return report;
+}
+
+static nlohmann::json retrieval_json(const RetrievalResult& r) {
+  nlohmann::json j;
+  j["map"] = r.map;
+  for (size_t i = 0; i < r.recall_k.size(); ++i) j["recall@" + std::to_string(r.recall_k[i])] = r.recall[i];
+  j["queries_without_relevant"] = r.no_relevant;
+  return j;
+}
+
+nlohmann::json EvalReport::to_json() const {
+  nlohmann::json j;
+  for (auto& r : rows) {
+    nlohmann::json row;
+    row["capacity"] = r.capacity;
+    row["trained"] = r.trained;
+    row["bn_statistics"] = r.bn_source;
+    row["self"] = retrieval_json(r.self);
+    row["cross"] = retrieval_json(r.cross);
+    row["accuracy"] = r.accuracy;
+    if (r.has_parent_bn) {
+      row["parent_bn"] = {{"cross", retrieval_json(r.cross_parent_bn)}, {"accuracy", r.accuracy_parent_bn}};
+    }
+    j["capacities"].push_back(row);
+  }
+  j["compatibility"] = {{"query_capacities", matrix.query_capacities},
+                        {"gallery_capacities", matrix.gallery_capacities},
+                        {"map", matrix.map},
+                        {"recall@1", matrix.recall_at_1}};
+  return j;
+}
+
+std::string EvalReport::table() const {
+  std::ostringstream os;
+  char line[256];
+  bool parent_bn = false;
+  for (auto& r : rows) parent_bn |= r.has_parent_bn;
+  std::snprintf(line, sizeof line, "%-8s %-8s %-12s %8s %9s %8s %9s %8s", "capacity", "trained", "BN stats", "self mAP",
+                "cross mAP", "self R@1", "cross R@1", "accuracy");
+  os << line << (parent_bn ? "   | parent BN: cross mAP  accuracy" : "") << "\n";
+  for (auto& r : rows) {
+    std::snprintf(line, sizeof line, "%-8s %-8s %-12s %8.4f %9.4f %8.4f %9.4f %8.4f", models::capacity_key(r.capacity).c_str(),
+                  r.trained ? "yes" : "no", r.bn_source.c_str(), r.self.map, r.cross.map,
+                  r.self.recall.empty() ? 0.0 : r.self.recall[0], r.cross.recall.empty() ? 0.0 : r.cross.recall[0], r.accuracy);
+    os << line;
+    if (r.has_parent_bn) {
+      std::snprintf(line, sizeof line, "   |            %9.4f  %8.4f", r.cross_parent_bn.map, r.accuracy_parent_bn);
+      os << line;
+    }
+    os << "\n";
+  }
+  os << "\ncompatibility matrix (mAP; rows: query capacity, columns: gallery capacity)\n        ";
+  for (double g : matrix.gallery_capacities) {
+    std::snprintf(line, sizeof line, " %6s", models::capacity_key(g).c_str());
+    os << line;
+  }
+  os << "\n";
+  for (size_t i = 0; i < matrix.query_capacities.size(); ++i) {
+    std::snprintf(line, sizeof line, "%-8s", models::capacity_key(matrix.query_capacities[i]).c_str());
+    os << line;
+    for (double v : matrix.map[i]) {
+      std::snprintf(line, sizeof line, " %6.3f", v);
+      os << line;
+    }
+    os << "\n";
+  }
+  return os.str();
+}
+
+}  // namespace scpn::train

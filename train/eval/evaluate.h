@@ -1,0 +1,61 @@
+// Evaluation of a trained prunable network (SCPN_METHOD.md §5–§6): for the parent and each capacity —
+// trained or not — L2-normalised features of the test set, self-test and cross-test (subnetwork queries
+// against the parent's gallery) mAP and Recall@K, classification accuracy, and the compatibility matrix.
+// Untrained capacities get BatchNorm statistics re-estimated over training batches first (exact averages);
+// on request every subnetwork is also evaluated with the parent's statistics, to show what that costs.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/resnet.h"
+#include "train/eval/metrics.h"
+
+namespace scpn::train {
+
+struct EvalOptions {
+  std::vector<double> capacities = {1.0, 0.8, 0.6, 0.4, 0.2};
+  std::vector<double> trained_capacities;  // marks rows; these use their own statistics
+  int64_t bn_reestimate_batches = 20;
+  bool parent_bn_too = true;
+  std::vector<int64_t> recall_k = {1, 2, 4, 8};
+  int64_t batch_size = 256;
+};
+
+struct CapacityReport {
+  double capacity = 1;
+  bool trained = false;
+  std::string bn_source;  // "parent" (c = 1), "own", "re-estimated"
+  RetrievalResult self, cross;  // cross: queries at this capacity, gallery by the parent
+  double accuracy = 0;
+  bool has_parent_bn = false;   // evaluated again with the parent's statistics
+  RetrievalResult cross_parent_bn;
+  double accuracy_parent_bn = 0;
+};
+
+struct EvalReport {
+  std::vector<CapacityReport> rows;
+  CompatibilityMatrix matrix;  // mAP / R@1, query capacity × gallery capacity
+  nlohmann::json to_json() const;
+  std::string table() const;   // the printed summary
+};
+
+// Features [N, D] (L2-normalised) and logits [N, classes] of the images at one capacity, eval mode.
+struct Embedding {
+  Tensor features, logits;
+};
+Embedding embed(const models::ResNet& model, const Tensor& images, const models::ForwardContext& ctx, int64_t batch_size);
+
+// Re-estimates the BatchNorm running statistics of `capacity` (registering them if needed) as the exact
+// average over batches 0..count−1 given by next_batch (training-mode forwards, no gradients).
+void reestimate_bn_stats(models::ResNet& model, double capacity, int64_t count,
+                         const std::function<Tensor(int64_t)>& next_batch);
+
+// test_images [N, C, H, W] with labels; next_train_batch(i) supplies images for re-estimation. The model is
+// left in eval mode with the re-estimated statistics registered.
+EvalReport evaluate_model(models::ResNet& model, const Tensor& test_images, const std::vector<int64_t>& test_labels,
+                          const EvalOptions& options, const std::function<Tensor(int64_t)>& next_train_batch);
+
+}  // namespace scpn::train

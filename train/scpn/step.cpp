@@ -1,0 +1,175 @@
+#include "train/scpn/step.h"
+
+#include <chrono>
+
+#include "engine/autograd.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/loss.h"
+#include "kernels/common/philox.h"
+
+namespace scpn::train {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// Streams of the step's own randomness, distinct from model init (seed) and the data pipeline.
+constexpr uint64_t kIntegrationStream = 0x5C9E'0001;
+constexpr uint64_t kCapacityStream = 0x5C9E'0002;
+
+}  // namespace
+
+ScpnStep::ScpnStep(models::ResNet& model, Optimizer& optimizer, StepOptions options, uint64_t seed)
+    : model_(model), optimizer_(optimizer), options_(std::move(options)), seed_(seed) {
+  for (double c : options_.capacities) {
+    models::check_capacity("train.capacities", c);
+    SCPN_CHECK(c < 1.0, "train.capacities: 1.0 is the parent, which every step trains; list capacities below 1");
+  }
+  for (auto& [name, conv] : model_.convs()) {
+    prunable_.push_back(conv->weight());
+    if (conv->pruned()) {
+      prunable_.push_back(conv->score());
+      scores_.push_back(conv->score());
+    }
+  }
+  for (auto& [name, p] : model_.named_parameters()) {
+    all_.push_back(p);
+    bool is_prunable = false;
+    for (auto& q : prunable_) is_prunable |= q.same(p);
+    if (!is_prunable) head_.push_back(p);
+  }
+}
+
+std::vector<double> ScpnStep::step_capacities(int64_t step_index) const {
+  std::vector<double> caps = options_.capacities;
+  for (int64_t i = 0; i < options_.extra_random_capacities; ++i) {
+    double u = philox_uniform(seed_ ^ kCapacityStream, uint64_t(step_index) * 64, uint64_t(i));
+    caps.push_back(0.1 + 0.9 * u);  // (0.1, 1): u < 1 so never the parent
+  }
+  return caps;
+}
+
+StepResult ScpnStep::run(const Tensor& images, const Tensor& labels, int64_t step_index) {
+  model_.train();
+  switch (options_.mode) {
+    case TrainMode::scpn: return run_scpn(images, labels, step_index);
+    case TrainMode::sum: return run_sum(images, labels, step_index);
+    case TrainMode::parent: return run_parent(images, labels);
+  }
+  throw Error("ScpnStep: unknown mode");
+}
+
+StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_t step_index) {
+  auto t_start = Clock::now();
+  StepResult r;
+  r.capacities = step_capacities(step_index);
+  // One ranking of every layer's scores serves all capacities of the step (and the parent's ones-mask).
+  model_.prepare_masks(r.capacities);
+
+  // Slot 0 is the parent; slots 1..N the subnetworks, in capacity order.
+  std::vector<GradientSlot> slots(r.capacities.size() + 1);
+  for (size_t i = 0; i < r.capacities.size(); ++i) {
+    models::ForwardContext ctx{r.capacities[i], options_.bn_stats};
+    auto t0 = Clock::now();
+    Tensor loss = cross_entropy(model_.forward(images, ctx).logits, labels, options_.label_smoothing);
+    r.timings.subnet_forward_ms.push_back(ms_since(t0));
+    t0 = Clock::now();
+    GradientSlot& slot = slots[i + 1];
+    backward(loss, Tensor(), BackwardOptions{&slot});
+    if (options_.task_clip_norm > 0) clip_grad_norm(slot, all_, options_.task_clip_norm);
+    // Keep Gᵢ[S] ⊙ M(cᵢ): a subnetwork's score gradient only for the weights it kept.
+    for (auto& [name, conv] : model_.convs()) {
+      if (!conv->pruned()) continue;
+      Tensor g = slot.get(conv->score());
+      if (g.defined()) slot.set(conv->score(), mul(g, conv->mask(r.capacities[i])));
+    }
+    r.timings.subnet_backward_ms.push_back(ms_since(t0));
+    r.subnet_losses.push_back(loss.item());
+  }
+
+  // The parent: all-ones masks, BatchNorm running statistics of the parent move.
+  auto t0 = Clock::now();
+  Tensor parent_loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels,
+                                     options_.label_smoothing);
+  r.timings.parent_forward_ms = ms_since(t0);
+  t0 = Clock::now();
+  backward(parent_loss, Tensor(), BackwardOptions{&slots[0]});
+  r.timings.parent_backward_ms = ms_since(t0);
+  r.parent_loss = parent_loss.item();
+  model_.clear_masks();
+
+  // The head keeps the parent's gradient; the prunable tensors get the integrated one.
+  t0 = Clock::now();
+  for (auto& p : head_) p.set_grad(slots[0].get(p));
+  Generator order_gen(seed_ ^ kIntegrationStream, uint64_t(step_index) * uint64_t(prunable_.size() + 1) * 4);
+  IntegrationStats stats = integrate_gradients(prunable_, slots, options_.integration, order_gen);
+  r.projected_rows = stats.projected_rows;
+  r.task_rows = stats.task_rows;
+  r.timings.integration_ms = ms_since(t0);
+
+  finish(r);
+  r.timings.total_ms = ms_since(t_start);
+  return r;
+}
+
+StepResult ScpnStep::run_sum(const Tensor& images, const Tensor& labels, int64_t step_index) {
+  auto t_start = Clock::now();
+  StepResult r;
+  r.capacities = step_capacities(step_index);
+  model_.prepare_masks(r.capacities);
+  Tensor total;
+  for (double c : r.capacities) {
+    auto t0 = Clock::now();
+    Tensor loss = cross_entropy(model_.forward(images, {c, options_.bn_stats}).logits, labels, options_.label_smoothing);
+    r.timings.subnet_forward_ms.push_back(ms_since(t0));
+    r.timings.subnet_backward_ms.push_back(0.0);  // one backward for all, counted as the parent's
+    r.subnet_losses.push_back(loss.item());
+    total = total.defined() ? add(total, loss) : loss;
+  }
+  auto t0 = Clock::now();
+  Tensor parent_loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels,
+                                     options_.label_smoothing);
+  r.timings.parent_forward_ms = ms_since(t0);
+  r.parent_loss = parent_loss.item();
+  total = total.defined() ? add(total, parent_loss) : parent_loss;
+  t0 = Clock::now();
+  optimizer_.zero_grad();
+  backward(total);
+  r.timings.parent_backward_ms = ms_since(t0);
+  model_.clear_masks();
+  finish(r);
+  r.timings.total_ms = ms_since(t_start);
+  return r;
+}
+
+StepResult ScpnStep::run_parent(const Tensor& images, const Tensor& labels) {
+  auto t_start = Clock::now();
+  StepResult r;
+  auto t0 = Clock::now();
+  Tensor loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels, options_.label_smoothing);
+  r.timings.parent_forward_ms = ms_since(t0);
+  r.parent_loss = loss.item();
+  t0 = Clock::now();
+  optimizer_.zero_grad();
+  backward(loss);
+  r.timings.parent_backward_ms = ms_since(t0);
+  finish(r);
+  r.timings.total_ms = ms_since(t_start);
+  return r;
+}
+
+void ScpnStep::finish(StepResult& r) {
+  auto t0 = Clock::now();
+  std::vector<Tensor> grads;
+  for (auto& p : all_) grads.push_back(p.grad());
+  r.grad_norm = clip_grad_norm(grads, options_.clip_norm > 0 ? options_.clip_norm : 1e300);
+  SCPN_CHECK(std::isfinite(r.grad_norm), "training diverged: the gradient norm is ", r.grad_norm,
+             " (parent loss ", r.parent_loss, "); lower train.lr or check the data");
+  optimizer_.step();
+  r.timings.optimizer_ms = ms_since(t0);
+}
+
+}  // namespace scpn::train

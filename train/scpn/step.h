@@ -1,0 +1,71 @@
+// One SCPN training step (SCPN_METHOD.md §4): the subnetworks at each capacity and the dense parent are
+// run and backpropagated into their own gradient slots, the prunable tensors' K task gradients are merged
+// by the conflict-aware integration, the shared head keeps the parent's gradient, the global norm is
+// clipped, and the optimizer steps. Modes `sum` (one backward of the summed losses) and `parent` (dense
+// training only) are the baselines. Tests: tests/train/test_step.cpp.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "engine/optim/optimizer.h"
+#include "models/resnet.h"
+#include "train/scpn/integration.h"
+
+namespace scpn::train {
+
+enum class TrainMode { scpn, sum, parent };
+
+struct StepOptions {
+  TrainMode mode = TrainMode::scpn;
+  std::vector<double> capacities = {0.8, 0.6, 0.4, 0.2};  // subnetworks, in step order (not 1.0)
+  int64_t extra_random_capacities = 0;  // drawn uniformly from (0.1, 1) each step
+  models::BnStatsMode bn_stats = models::BnStatsMode::own;
+  double task_clip_norm = 100;  // per subnetwork (step 1); 0 disables
+  double clip_norm = 100;       // after integration (step 4); 0 disables
+  double label_smoothing = 0;
+  IntegrationOptions integration;
+};
+
+// Wall-clock milliseconds of each phase, for the step benchmark and the progress line.
+struct StepTimings {
+  std::vector<double> subnet_forward_ms, subnet_backward_ms;  // per capacity, in step order
+  double parent_forward_ms = 0, parent_backward_ms = 0, integration_ms = 0, optimizer_ms = 0, total_ms = 0;
+};
+
+struct StepResult {
+  double parent_loss = 0;
+  std::vector<double> capacities;   // the subnetworks of this step (trained + extra random ones)
+  std::vector<double> subnet_losses;
+  double grad_norm = 0;             // global norm before the final clip
+  int64_t projected_rows = 0, task_rows = 0;  // integration statistics (scpn mode)
+  StepTimings timings;
+};
+
+class ScpnStep {
+ public:
+  // The model's prunable tensors are every convolution weight and score; the rest (BatchNorm, projector,
+  // classifier) is the shared head. seed and the step index define the integration orders and the extra
+  // random capacities, so a resumed run repeats them.
+  ScpnStep(models::ResNet& model, Optimizer& optimizer, StepOptions options, uint64_t seed);
+
+  StepResult run(const Tensor& images, const Tensor& labels, int64_t step_index);
+  const StepOptions& options() const { return options_; }
+
+ private:
+  StepResult run_scpn(const Tensor& images, const Tensor& labels, int64_t step_index);
+  StepResult run_sum(const Tensor& images, const Tensor& labels, int64_t step_index);
+  StepResult run_parent(const Tensor& images, const Tensor& labels);
+  std::vector<double> step_capacities(int64_t step_index) const;
+  void finish(StepResult& r);  // final clip + optimizer step
+
+  models::ResNet& model_;
+  Optimizer& optimizer_;
+  StepOptions options_;
+  uint64_t seed_;
+  std::vector<Tensor> prunable_;       // every conv weight and score
+  std::vector<Tensor> scores_;         // the scores among them
+  std::vector<Tensor> head_;           // everything else
+  std::vector<Tensor> all_;            // every parameter
+};
+
+}  // namespace scpn::train

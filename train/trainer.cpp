@@ -1,0 +1,424 @@
+// The train_scpn job: setup from the config, the training loop with logging and checkpoints, resume,
+// and the final evaluation.
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "engine/autograd.h"
+#include "engine/optim/schedule.h"
+#include "engine/optim/sgd.h"
+#include "engine/safetensors.h"
+#include "models/checkpoint.h"
+#include "train/data/idx.h"
+#include "train/data/image_files.h"
+#include "train/data/loader.h"
+#include "train/data/transforms.h"
+#include "train/scpn/step.h"
+
+namespace scpn::train {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using json = nlohmann::json;
+
+namespace {
+
+// Writes a text file atomically: a temporary file in the same folder, flushed, then renamed over.
+void write_text_atomic(const std::string& path, const std::string& text) {
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw Error(cat(path, ": cannot write (", std::strerror(errno), ")"));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw Error(cat(path, ": cannot replace (", ec.message(), ")"));
+  }
+}
+
+std::string format_duration(double seconds) {
+  int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+  return buf;
+}
+
+// Keys that may differ between a run and its resumption (they change how long or how loudly it runs, not
+// what it computes).
+bool may_change_on_resume(const std::string& key) {
+  return key == "train.steps" || key == "train.epochs" || key == "data.workers" || key.rfind("output.", 0) == 0 ||
+         key.rfind("eval.", 0) == 0 || key == "device";
+}
+
+}  // namespace
+
+struct Trainer::State {
+  TrainConfig cfg;
+  TrainerOptions opt;
+  std::shared_ptr<data::Dataset> train_set, test_set;
+  data::Pipeline train_transforms, test_transforms;
+  std::unique_ptr<data::Loader> loader;
+  int64_t channels = 1;
+  Tensor test_images;
+  std::vector<int64_t> test_labels;
+  std::unique_ptr<models::ResNet> model;
+  std::unique_ptr<SGD> optimizer;
+  std::unique_ptr<LrScheduler> scheduler;
+  std::unique_ptr<ScpnStep> step;
+  int64_t steps_per_epoch = 0, total_steps = 0;
+  int64_t global_step = 0, epoch = 0, batch = 0;  // the next step's position
+  double best_accuracy = -1;
+  std::ofstream metrics;
+  bool tty = false;
+
+  void setup_data();
+  void setup_model();
+  data::LoaderOptions loader_options(bool shuffle, bool drop_last) const;
+  void load_test_set();
+  void save_training_checkpoint(const std::string& path);
+  void resume_from(const std::string& path);
+  double parent_test_accuracy();
+  std::function<Tensor(int64_t)> reestimation_batches();
+};
+
+void Trainer::State::setup_data() {
+  if (cfg.dataset == "fashion_mnist") {
+    channels = 1;
+    data::IdxOptions train_opt, test_opt;
+    train_opt.limit = cfg.train_limit > 0 ? cfg.train_limit : -1;
+    test_opt.limit = cfg.test_limit > 0 ? cfg.test_limit : -1;
+    train_opt.num_classes = test_opt.num_classes = 10;
+    train_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, true, train_opt));
+    test_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, false, test_opt));
+    int64_t s = cfg.image_size;
+    if (s != 28) {
+      train_transforms.add(data::resize(s, s));
+      test_transforms.add(data::resize(s, s));
+    }
+    if (cfg.augment) {
+      train_transforms.add(data::random_crop(s, s, s / 14));  // 2 px at 28
+      train_transforms.add(data::horizontal_flip(0.5));
+    }
+    // Fashion-MNIST's training-set mean and standard deviation.
+    train_transforms.add(data::normalize({0.2860f}, {0.3530f}));
+    test_transforms.add(data::normalize({0.2860f}, {0.3530f}));
+  } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
+    channels = 3;
+    data::DecodeOptions decode;
+    decode.channels = 3;
+    auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
+    auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
+    SCPN_CHECK(train_files->class_names() == test_files->class_names(), cfg.data_root,
+               ": train/ and test/ must have the same class folders");
+    train_set = train_files;
+    test_set = test_files;
+    int64_t s = cfg.image_size;
+    if (cfg.augment) {
+      train_transforms.add(data::random_resized_crop(s, s));
+      train_transforms.add(data::horizontal_flip(0.5));
+    } else {
+      train_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
+    }
+    test_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
+    std::vector<float> mean{0.485f, 0.456f, 0.406f}, stddev{0.229f, 0.224f, 0.225f};  // ImageNet's
+    train_transforms.add(data::normalize(mean, stddev));
+    test_transforms.add(data::normalize(mean, stddev));
+  }
+  SCPN_CHECK(train_set->size() >= cfg.batch_size, "data: the training set has ", train_set->size(),
+             " images, fewer than train.batch_size = ", cfg.batch_size);
+  SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
+  loader = std::make_unique<data::Loader>(train_set, train_transforms, loader_options(true, true));
+  steps_per_epoch = loader->batches_per_epoch();
+  total_steps = cfg.epochs * steps_per_epoch;
+  if (cfg.steps > 0) total_steps = std::min(total_steps, cfg.steps);
+}
+
+data::LoaderOptions Trainer::State::loader_options(bool shuffle, bool drop_last) const {
+  data::LoaderOptions o;
+  o.batch_size = cfg.batch_size;
+  o.channels = channels;
+  o.height = o.width = cfg.image_size;
+  o.shuffle = shuffle;
+  o.drop_last = drop_last;
+  o.seed = cfg.seed;
+  o.workers = int(cfg.workers);
+  o.bad_images = cfg.bad_images == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
+  o.max_skipped = cfg.max_skipped;
+  return o;
+}
+
+void Trainer::State::load_test_set() {
+  data::LoaderOptions o = loader_options(false, false);
+  o.batch_size = 256;
+  data::Loader test_loader(test_set, test_transforms, o);
+  test_loader.start_epoch(0);
+  std::vector<Tensor> parts;
+  while (auto b = test_loader.next()) {
+    parts.push_back(b->images.clone());
+    for (double l : b->labels.to_vector()) test_labels.push_back(int64_t(l));
+  }
+  int64_t n = int64_t(test_labels.size());
+  test_images = Tensor::empty({n, channels, cfg.image_size, cfg.image_size});
+  int64_t row = 0;
+  for (auto& p : parts) {
+    test_images.slice(row, row + p.size(0)).copy_(p);
+    row += p.size(0);
+  }
+}
+
+void Trainer::State::setup_model() {
+  models::ResNetConfig mc = models::ResNetConfig::named(cfg.arch);
+  mc.stem = models::parse_stem(cfg.stem);
+  mc.in_channels = channels;
+  mc.base_width = cfg.base_width;
+  mc.feature_dim = cfg.feature_dim;
+  mc.num_classes = train_set->num_classes();
+  mc.granularity = models::parse_granularity(cfg.granularity);
+  if (cfg.bn_stats == "own" && cfg.mode != "parent") mc.bn_capacities = cfg.capacities;
+  Generator init(cfg.seed);
+  model = std::make_unique<models::ResNet>(mc, init);
+  if (!opt.init_checkpoint.empty()) {
+    SafetensorsFile file = read_safetensors(opt.init_checkpoint);
+    std::map<std::string, Tensor> targets;
+    for (auto& [name, t] : model->state()) targets[name] = t;
+    LoadIntoOptions lo;
+    lo.allow_extra = true;  // a training checkpoint also holds the optimizer's tensors
+    load_into(file, targets, lo);
+  }
+
+  SgdOptions decay{.momentum = cfg.momentum, .weight_decay = cfg.weight_decay};
+  SgdOptions no_decay{.momentum = cfg.momentum, .weight_decay = 0};
+  optimizer = std::make_unique<SGD>(
+      std::vector<SgdGroup>{{model->decay_parameters(), decay, 1.0}, {model->no_decay_parameters(), no_decay, 1.0}}, cfg.lr);
+  if (cfg.schedule == "multistep") {
+    scheduler = std::make_unique<LrScheduler>(*optimizer, MultiStepOptions{cfg.lr, cfg.milestones, cfg.lr_gamma});
+  } else {
+    CosineWithWarmupOptions c;
+    c.base_lr = cfg.lr;
+    c.warmup_steps = std::min(cfg.warmup_steps, total_steps);
+    c.total_steps = std::max<int64_t>(total_steps, 1);
+    scheduler = std::make_unique<LrScheduler>(*optimizer, c);
+  }
+
+  StepOptions so;
+  so.mode = cfg.mode == "scpn" ? TrainMode::scpn : cfg.mode == "sum" ? TrainMode::sum : TrainMode::parent;
+  so.capacities = cfg.mode == "parent" ? std::vector<double>{} : cfg.capacities;
+  so.extra_random_capacities = cfg.extra_random_capacities;
+  so.bn_stats = cfg.bn_stats == "own" ? models::BnStatsMode::own : models::BnStatsMode::parent;
+  so.task_clip_norm = cfg.task_clip_norm;
+  so.clip_norm = cfg.clip_norm;
+  so.label_smoothing = cfg.label_smoothing;
+  so.integration.semantics = cfg.integration == "last" ? ConflictSemantics::last : ConflictSemantics::chain;
+  so.integration.weighting = cfg.weighting == "cosine" ? TaskWeighting::cosine : TaskWeighting::none;
+  so.integration.gamma = cfg.integration_gamma;
+  so.integration.granularity =
+      cfg.integration_granularity == "filter" ? IntegrationGranularity::filter : IntegrationGranularity::tensor;
+  so.integration.fixed_order = cfg.fixed_order;
+  step = std::make_unique<ScpnStep>(*model, *optimizer, so, cfg.seed);
+}
+
+void Trainer::State::save_training_checkpoint(const std::string& path) {
+  std::vector<NamedTensor> tensors;
+  for (auto& [name, t] : model->state()) tensors.push_back({name, t});
+  for (auto& [name, t] : optimizer->state_tensors()) tensors.push_back({"optimizer/" + name, t});
+  SafetensorsMetadata meta;
+  meta["format"] = models::kCheckpointFormat;
+  meta["format_version"] = models::kCheckpointFormatVersion;
+  meta["model_config"] = models::checkpoint_config(*model).to_json().dump();
+  meta["train_config"] = cfg.to_json().dump();
+  meta["optimizer"] = optimizer->state_meta().dump();
+  meta["scheduler"] = scheduler->state().dump();
+  meta["position"] = json{{"step", global_step}, {"epoch", epoch}, {"batch", batch}, {"best_accuracy", best_accuracy}}.dump();
+  save_safetensors(path, tensors, meta);
+}
+
+void Trainer::State::resume_from(const std::string& path) {
+  SafetensorsFile file = read_safetensors(path);
+  auto meta = [&](const char* key) -> json {
+    auto it = file.metadata.find(key);
+    SCPN_CHECK(it != file.metadata.end(), path, ": not a training checkpoint (no '", key, "' metadata)");
+    return json::parse(it->second);
+  };
+  json saved = meta("train_config"), now = cfg.to_json();
+  for (auto& [key, value] : now.items())
+    if (!may_change_on_resume(key) && saved.value(key, json()) != value)
+      throw Error(cat(path, ": cannot resume: ", key, " was ", saved.value(key, json()).dump(), " in the run, now ",
+                      value.dump()));
+  std::map<std::string, Tensor> targets;
+  for (auto& [name, t] : model->state()) targets[name] = t;
+  NamedTensors optim_tensors;
+  for (auto& [name, t] : file.tensors)
+    if (name.rfind("optimizer/", 0) == 0) optim_tensors.emplace_back(name.substr(10), t);
+  LoadIntoOptions lo;
+  lo.allow_extra = true;
+  load_into(file, targets, lo);
+  optimizer->load_state(meta("optimizer"), optim_tensors);
+  scheduler->load_state(meta("scheduler"));
+  json pos = meta("position");
+  global_step = pos.at("step");
+  epoch = pos.at("epoch");
+  batch = pos.at("batch");
+  best_accuracy = pos.at("best_accuracy");
+}
+
+double Trainer::State::parent_test_accuracy() {
+  model->eval();
+  Embedding e = embed(*model, test_images, {1.0}, 256);
+  model->train();
+  return top1_accuracy(e.logits, test_labels);
+}
+
+std::function<Tensor(int64_t)> Trainer::State::reestimation_batches() {
+  // Un-augmented training images in a seeded order; the loader lives as long as the function.
+  data::Pipeline plain = test_transforms;
+  auto reest = std::make_shared<data::Loader>(train_set, plain, loader_options(true, true));
+  auto next_index = std::make_shared<int64_t>(0);
+  reest->start_epoch(0);
+  return [reest, next_index](int64_t) {
+    std::optional<data::Batch> b = reest->next();
+    if (!b) {  // wrap to the next epoch when the set is small
+      reest->start_epoch(++*next_index);
+      b = reest->next();
+    }
+    return b->images.clone();
+  };
+}
+
+Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
+  s_->cfg = std::move(config);
+  s_->opt = std::move(options);
+  SCPN_CHECK(s_->cfg.device == "auto" || s_->cfg.device == "cpu", "device: '", s_->cfg.device,
+             "' requested, but this build has no CUDA backend");
+  s_->tty = !s_->opt.quiet && ::isatty(STDERR_FILENO);
+  s_->setup_data();
+  s_->setup_model();
+  fs::create_directories(s_->cfg.output_dir);
+  if (s_->opt.resume) {
+    std::string last = last_checkpoint_path(s_->cfg);
+    SCPN_CHECK(fs::exists(last), "--resume: no checkpoint at ", last);
+    s_->resume_from(last);
+  }
+  s_->load_test_set();
+}
+
+Trainer::~Trainer() = default;
+
+const models::ResNet& Trainer::model() const { return *s_->model; }
+
+std::string last_checkpoint_path(const TrainConfig& config) { return config.output_dir + "/last.safetensors"; }
+
+TrainSummary Trainer::run() {
+  State& s = *s_;
+  const TrainConfig& cfg = s.cfg;
+  write_text_atomic(cfg.output_dir + "/config.json", cfg.to_json().dump(2) + "\n");
+  s.metrics.open(cfg.output_dir + "/metrics.jsonl", s.opt.resume ? std::ios::app : std::ios::trunc);
+  SCPN_CHECK(s.metrics.good(), cfg.output_dir, "/metrics.jsonl: cannot open for writing");
+
+  TrainSummary summary;
+  auto t_start = Clock::now();
+  int64_t first_step = s.global_step;
+  double last_loss = 0;
+  if (!s.opt.quiet)
+    std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s\n",
+                 cfg.arch.c_str(), cfg.granularity.c_str(), (long long)s.model->parameter_count(),
+                 (long long)s.train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str());
+
+  while (s.global_step < s.total_steps && s.epoch < cfg.epochs) {
+    s.model->train();
+    s.loader->start_epoch(s.epoch, s.batch);
+    double epoch_loss = 0;
+    int64_t epoch_batches = 0;
+    while (s.global_step < s.total_steps) {
+      std::optional<data::Batch> b = s.loader->next();
+      if (!b) break;
+      StepResult r = s.step->run(b->images, b->labels, s.global_step);
+      ++s.global_step;
+      ++s.batch;
+      last_loss = r.parent_loss;
+      epoch_loss += r.parent_loss;
+      ++epoch_batches;
+      if (cfg.schedule == "cosine") s.scheduler->step();
+
+      double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
+      double rate = double(s.global_step - first_step) * double(cfg.batch_size) / std::max(elapsed, 1e-9);
+      double eta = double(s.total_steps - s.global_step) * double(cfg.batch_size) / std::max(rate, 1e-9);
+      if (s.global_step % cfg.log_every == 0 || s.global_step == s.total_steps) {
+        json line{{"step", s.global_step}, {"epoch", s.epoch}, {"lr", s.optimizer->lr()}, {"parent_loss", r.parent_loss},
+                  {"capacities", r.capacities}, {"subnet_losses", r.subnet_losses}, {"grad_norm", r.grad_norm},
+                  {"images_per_s", rate}, {"step_ms", r.timings.total_ms}};
+        if (r.task_rows > 0) line["projected_fraction"] = double(r.projected_rows) / double(r.task_rows);
+        s.metrics << line.dump() << "\n" << std::flush;
+      }
+      if (!s.opt.quiet && (s.tty || s.global_step % cfg.log_every == 0 || s.global_step == s.total_steps)) {
+        std::string subnets;
+        for (double l : r.subnet_losses) subnets += cat(subnets.empty() ? "" : " ", int(l * 1000) / 1000.0);
+        std::fprintf(stderr, "%sstep %lld/%lld  epoch %lld  loss %.4f%s%s%s  %.1f img/s  ETA %s%s", s.tty ? "\r\033[K" : "",
+                     (long long)s.global_step, (long long)s.total_steps, (long long)s.epoch, r.parent_loss,
+                     subnets.empty() ? "" : " (subnets ", subnets.c_str(), subnets.empty() ? "" : ")", rate,
+                     format_duration(eta).c_str(), s.tty ? "" : "\n");
+      }
+      if (cfg.checkpoint_every > 0 && s.global_step % cfg.checkpoint_every == 0)
+        s.save_training_checkpoint(last_checkpoint_path(cfg));
+    }
+    bool epoch_done = s.batch >= s.steps_per_epoch;
+    if (epoch_done) {
+      double acc = s.parent_test_accuracy();
+      json line{{"epoch", s.epoch}, {"mean_parent_loss", epoch_loss / double(std::max<int64_t>(epoch_batches, 1))},
+                {"parent_test_accuracy", acc}};
+      s.metrics << line.dump() << "\n" << std::flush;
+      if (s.tty) std::fprintf(stderr, "\n");
+      if (!s.opt.quiet) std::fprintf(stderr, "epoch %lld: parent test accuracy %.4f\n", (long long)s.epoch, acc);
+      ++s.epoch;
+      s.batch = 0;
+      if (cfg.schedule == "multistep") s.scheduler->step();
+      if (acc > s.best_accuracy) {
+        s.best_accuracy = acc;
+        models::save_model(cfg.output_dir + "/best.safetensors", *s.model, {{"parent_test_accuracy", std::to_string(acc)}});
+      }
+    }
+    s.save_training_checkpoint(last_checkpoint_path(cfg));
+    if (!epoch_done) break;  // stopped by train.steps
+  }
+  if (s.tty) std::fprintf(stderr, "\n");
+  summary.steps = s.global_step;
+  summary.final_parent_loss = last_loss;
+  if (cfg.save_final) models::save_model(cfg.output_dir + "/final.safetensors", *s.model);
+
+  if (s.opt.evaluate) {
+    EvalOptions eo;
+    eo.capacities = cfg.eval_capacities;
+    if (cfg.mode != "parent" && cfg.bn_stats == "own") eo.trained_capacities = cfg.capacities;
+    eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
+    eo.parent_bn_too = cfg.eval_parent_bn;
+    eo.recall_k = cfg.recall_k;
+    summary.report = evaluate_model(*s.model, s.test_images, s.test_labels, eo, s.reestimation_batches());
+    json report = summary.report.to_json();
+    report["steps"] = s.global_step;
+    report["config"] = cfg.to_json();
+    write_text_atomic(cfg.output_dir + "/report.json", report.dump(2) + "\n");
+    write_text_atomic(cfg.output_dir + "/report.txt", summary.report.table());
+    if (!s.opt.quiet) std::printf("%s", summary.report.table().c_str());
+  }
+  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+  if (!s.opt.quiet) std::fprintf(stderr, "train_scpn: done in %s; results in %s\n", format_duration(summary.seconds).c_str(), cfg.output_dir.c_str());
+  return summary;
+}
+
+}  // namespace scpn::train

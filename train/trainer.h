@@ -1,0 +1,44 @@
+// The train_scpn job as a library class, so tests can run it: data sources and loaders from the config,
+// the prunable ResNet, SGD with the method's parameter groups and schedule, the SCPN step, logging
+// (metrics.jsonl, a progress line), checkpoints (last/best, atomic, with everything resume needs) and the
+// final evaluation report. train/train_scpn.cpp is only argument parsing around it.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "train/config.h"
+#include "train/eval/evaluate.h"
+
+namespace scpn::train {
+
+struct TrainerOptions {
+  bool resume = false;        // continue from <output.dir>/last.safetensors
+  std::string init_checkpoint;  // start from these weights (a model checkpoint, or a training checkpoint)
+  bool quiet = false;         // no progress line (tests)
+  bool evaluate = true;       // run the final evaluation
+};
+
+struct TrainSummary {
+  int64_t steps = 0;
+  double final_parent_loss = 0;
+  double seconds = 0;
+  EvalReport report;  // when evaluated
+};
+
+class Trainer {
+ public:
+  Trainer(TrainConfig config, TrainerOptions options);
+  ~Trainer();
+  TrainSummary run();
+  const models::ResNet& model() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+// The training checkpoint: the model's tensors as save_model writes them, plus "optimizer/…" tensors and
+// metadata with the optimizer, schedule and data position. Readable by load_model as a model checkpoint.
+std::string last_checkpoint_path(const TrainConfig& config);
+
+}  // namespace scpn::train
