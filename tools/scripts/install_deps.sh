@@ -4,7 +4,8 @@
 # see third_party/README.md.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config zlib1g-dev libstb-dev nlohmann-json3-dev doctest-dev libopenblas-dev)
+packages=(cmake ninja-build g++ pkg-config zlib1g-dev libstb-dev nlohmann-json3-dev doctest-dev libopenblas-dev
+          dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,8 +73,9 @@ bool parse_nonnegative(const std::string& s, int64_t& value) {
 
 // Lines of a text file without their line ends ("\n" or "\r\n"). `what` names the file in errors.
 std::vector<std::string> read_lines(const std::string& path, const std::string& what) {
+  errno = 0;
   std::ifstream in(path);
-  if (!in) throw Error(cat(what, " ", path, ": cannot open: ", std::strerror(errno)));
+  if (!in) throw Error(cat(what, " ", path, ": cannot open: ", errno ? std::strerror(errno) : "unknown reason"));
   std::vector<std::string> lines;
   std::string line;
   while (std::getline(in, line)) {

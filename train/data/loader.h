@@ -30,7 +30,8 @@ namespace scpn::data {
 enum class BadImagePolicy { fail, skip };
 
 // Allocates a batch buffer; the seam through which the CUDA backend supplies page-locked host memory
-// for asynchronous copies. The default allocates ordinary CPU tensors.
+// for asynchronous copies. Called from the worker threads, so it must be thread-safe. The default
+// allocates ordinary CPU tensors.
 using BatchAllocator = std::function<Tensor(const Shape& shape, DType dtype)>;
 
 struct LoaderOptions {
