@@ -1,7 +1,9 @@
 // conv2d benchmark: forward and backward (data + filter) time of every convolution shape in a ResNet-18
 // with the small-image stem at batch 32, f32, through the CPU dispatch slots, with GFLOP/s, the share of
 // the machine's estimated f32 peak, and the rate of one plain GEMM of the same size as a ceiling.
-// Usage: bench_conv [--quick] [--batch N]   (--quick: 3 timed runs per figure instead of 7)
+// Usage: bench_conv [--quick] [--batch N] [--workspace MiB]
+//   --quick: 3 timed runs per figure instead of 7; --workspace: the kernels' scratch limit
+//   (Conv2dParams::workspace_limit_bytes; default: the backend's own choice), for tuning the chunking.
 #include <omp.h>
 
 #include <algorithm>
@@ -113,13 +115,16 @@ const char* gemm_name() {
 int main(int argc, char** argv) {
   bool quick = false;
   int64_t batch = 32;
+  int64_t workspace_mib = 0;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
       batch = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--workspace") == 0 && i + 1 < argc) {
+      workspace_mib = std::stoll(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N]\n");
+      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB]\n");
       return 2;
     }
   }
@@ -129,7 +134,8 @@ int main(int argc, char** argv) {
               "after 2 warm-ups\n",
               (long long)batch, reps);
   std::printf("estimated f32 peak: %.1f GFLOP/s = %s\n", peak.gflops, peak.how.c_str());
-  std::printf("GEMM in the dispatch slot: %s; OpenMP threads: %d\n", gemm_name(), omp_get_max_threads());
+  std::printf("GEMM in the dispatch slot: %s; OpenMP threads: %d; workspace limit: %s\n", gemm_name(),
+              omp_get_max_threads(), workspace_mib > 0 ? cat(workspace_mib, " MiB").c_str() : "backend default");
   {
     std::ifstream load("/proc/loadavg");
     std::string l;
@@ -148,6 +154,7 @@ int main(int argc, char** argv) {
     p.N = batch, p.C = L.cin, p.H = L.in_hw, p.W = L.in_hw, p.K = L.cout, p.R = L.kernel, p.S = L.kernel;
     p.stride_h = p.stride_w = L.stride;
     p.pad_h = p.pad_w = L.pad;
+    p.workspace_limit_bytes = workspace_mib << 20;
     const int64_t PQ = p.P() * p.Q(), CRS = p.C * p.R * p.S;
     auto x = random_vector(p.N * p.C * p.H * p.W, rng);
     auto w = random_vector(p.K * CRS, rng);

@@ -1,0 +1,79 @@
+// Per-phase timing of the SCPN training step (each subnetwork's forward and backward, the parent's, the
+// integration, the optimizer) and images/s, on random data with the model of a train_scpn config.
+// usage: bench_step [--steps N] [KEY=VALUE ...]   (train_scpn's keys: model.*, train.batch_size, data.image_size …)
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "engine/optim/sgd.h"
+#include "models/resnet.h"
+#include "train/config.h"
+#include "train/scpn/step.h"
+
+using namespace scpn;
+
+int main(int argc, char** argv) try {
+  int64_t steps = 5;
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--steps" && i + 1 < argc) steps = std::stoll(argv[++i]);
+    else overrides.push_back(a);
+  }
+  train::TrainConfig cfg = train::parse_config("", overrides);
+  models::ResNetConfig mc = models::ResNetConfig::named(cfg.arch);
+  mc.stem = models::parse_stem(cfg.stem);
+  mc.in_channels = 1;
+  mc.base_width = cfg.base_width;
+  mc.feature_dim = cfg.feature_dim;
+  mc.num_classes = 10;
+  mc.granularity = models::parse_granularity(cfg.granularity);
+  mc.bn_capacities = cfg.capacities;
+  Generator gen(cfg.seed);
+  models::ResNet model(mc, gen);
+  SGD opt(model.parameters(), cfg.lr, SgdOptions{.momentum = 0.9, .weight_decay = 5e-4});
+  train::StepOptions so;
+  so.mode = cfg.mode == "scpn" ? train::TrainMode::scpn : cfg.mode == "sum" ? train::TrainMode::sum : train::TrainMode::parent;
+  so.capacities = cfg.mode == "parent" ? std::vector<double>{} : cfg.capacities;
+  train::ScpnStep step(model, opt, so, cfg.seed);
+  Tensor x = normal({cfg.batch_size, 1, cfg.image_size, cfg.image_size}, 0, 1, gen);
+  std::vector<double> labels;
+  for (int64_t i = 0; i < cfg.batch_size; ++i) labels.push_back(double(i % 10));
+  Tensor y = from_vector(labels, {cfg.batch_size}, DType::i64);
+
+  step.run(x, y, 0);  // warm-up
+  train::StepTimings sum;
+  for (int64_t s = 1; s <= steps; ++s) {
+    train::StepTimings t = step.run(x, y, s).timings;
+    if (sum.subnet_forward_ms.empty()) {
+      sum.subnet_forward_ms.assign(t.subnet_forward_ms.size(), 0);
+      sum.subnet_backward_ms.assign(t.subnet_backward_ms.size(), 0);
+    }
+    for (size_t i = 0; i < t.subnet_forward_ms.size(); ++i) {
+      sum.subnet_forward_ms[i] += t.subnet_forward_ms[i] / double(steps);
+      sum.subnet_backward_ms[i] += t.subnet_backward_ms[i] / double(steps);
+    }
+    sum.parent_forward_ms += t.parent_forward_ms / double(steps);
+    sum.parent_backward_ms += t.parent_backward_ms / double(steps);
+    sum.integration_ms += t.integration_ms / double(steps);
+    sum.optimizer_ms += t.optimizer_ms / double(steps);
+    sum.total_ms += t.total_ms / double(steps);
+  }
+  std::printf("bench_step: %s base_width %lld, %s granularity, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps\n",
+              cfg.arch.c_str(), (long long)cfg.base_width, cfg.granularity.c_str(), cfg.mode.c_str(),
+              (long long)cfg.batch_size, (long long)cfg.image_size, (long long)cfg.image_size,
+              (long long)model.parameter_count(), (long long)steps);
+  std::printf("%-24s %10s %10s\n", "phase", "forward ms", "backward ms");
+  for (size_t i = 0; i < sum.subnet_forward_ms.size(); ++i)
+    std::printf("subnet %-17s %10.1f %10.1f\n", models::capacity_key(so.capacities[i]).c_str(), sum.subnet_forward_ms[i],
+                sum.subnet_backward_ms[i]);
+  std::printf("%-24s %10.1f %10.1f\n", "parent", sum.parent_forward_ms, sum.parent_backward_ms);
+  std::printf("%-24s %10.1f\n%-24s %10.1f\n%-24s %10.1f\n", "integration", sum.integration_ms, "clip + optimizer",
+              sum.optimizer_ms, "step total", sum.total_ms);
+  std::printf("images/s: %.1f\n", double(cfg.batch_size) * 1000.0 / sum.total_ms);
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_step: error: %s\n", e.what());
+  return 1;
+}
