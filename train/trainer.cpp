@@ -15,10 +15,8 @@
 #include "engine/optim/sgd.h"
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
-#include "train/data/idx.h"
-#include "train/data/image_files.h"
 #include "train/data/loader.h"
-#include "train/data/transforms.h"
+#include "train/experiment_data.h"
 #include "train/scpn/step.h"
 
 namespace scpn::train {
@@ -72,12 +70,8 @@ bool may_change_on_resume(const std::string& key) {
 struct Trainer::State {
   TrainConfig cfg;
   TrainerOptions opt;
-  std::shared_ptr<data::Dataset> train_set, test_set;
-  data::Pipeline train_transforms, test_transforms;
+  std::unique_ptr<ExperimentData> data;
   std::unique_ptr<data::Loader> loader;
-  int64_t channels = 1;
-  Tensor test_images;
-  std::vector<int64_t> test_labels;
   std::unique_ptr<models::ResNet> model;
   std::unique_ptr<SGD> optimizer;
   std::unique_ptr<LrScheduler> scheduler;
@@ -88,108 +82,22 @@ struct Trainer::State {
   std::ofstream metrics;
   bool tty = false;
 
-  void setup_data();
   void setup_model();
-  data::LoaderOptions loader_options(bool shuffle, bool drop_last) const;
-  void load_test_set();
   void save_training_checkpoint(const std::string& path);
   void resume_from(const std::string& path);
   double parent_test_accuracy();
-  std::function<Tensor(int64_t)> reestimation_batches();
 };
 
-void Trainer::State::setup_data() {
-  if (cfg.dataset == "fashion_mnist") {
-    channels = 1;
-    data::IdxOptions train_opt, test_opt;
-    train_opt.limit = cfg.train_limit > 0 ? cfg.train_limit : -1;
-    test_opt.limit = cfg.test_limit > 0 ? cfg.test_limit : -1;
-    train_opt.num_classes = test_opt.num_classes = 10;
-    train_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, true, train_opt));
-    test_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, false, test_opt));
-    int64_t s = cfg.image_size;
-    if (s != 28) {
-      train_transforms.add(data::resize(s, s));
-      test_transforms.add(data::resize(s, s));
-    }
-    if (cfg.augment) {
-      train_transforms.add(data::random_crop(s, s, s / 14));  // 2 px at 28
-      train_transforms.add(data::horizontal_flip(0.5));
-    }
-    // Fashion-MNIST's training-set mean and standard deviation.
-    train_transforms.add(data::normalize({0.2860f}, {0.3530f}));
-    test_transforms.add(data::normalize({0.2860f}, {0.3530f}));
-  } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
-    channels = 3;
-    data::DecodeOptions decode;
-    decode.channels = 3;
-    auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
-    auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
-    SCPN_CHECK(train_files->class_names() == test_files->class_names(), cfg.data_root,
-               ": train/ and test/ must have the same class folders");
-    train_set = train_files;
-    test_set = test_files;
-    int64_t s = cfg.image_size;
-    if (cfg.augment) {
-      train_transforms.add(data::random_resized_crop(s, s));
-      train_transforms.add(data::horizontal_flip(0.5));
-    } else {
-      train_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
-    }
-    test_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
-    std::vector<float> mean{0.485f, 0.456f, 0.406f}, stddev{0.229f, 0.224f, 0.225f};  // ImageNet's
-    train_transforms.add(data::normalize(mean, stddev));
-    test_transforms.add(data::normalize(mean, stddev));
-  }
-  SCPN_CHECK(train_set->size() >= cfg.batch_size, "data: the training set has ", train_set->size(),
-             " images, fewer than train.batch_size = ", cfg.batch_size);
-  SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
-  loader = std::make_unique<data::Loader>(train_set, train_transforms, loader_options(true, true));
-  steps_per_epoch = loader->batches_per_epoch();
-  total_steps = cfg.epochs * steps_per_epoch;
-  if (cfg.steps > 0) total_steps = std::min(total_steps, cfg.steps);
-}
 
-data::LoaderOptions Trainer::State::loader_options(bool shuffle, bool drop_last) const {
-  data::LoaderOptions o;
-  o.batch_size = cfg.batch_size;
-  o.channels = channels;
-  o.height = o.width = cfg.image_size;
-  o.shuffle = shuffle;
-  o.drop_last = drop_last;
-  o.seed = cfg.seed;
-  o.workers = int(cfg.workers);
-  o.bad_images = cfg.bad_images == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
-  o.max_skipped = cfg.max_skipped;
-  return o;
-}
 
-void Trainer::State::load_test_set() {
-  data::LoaderOptions o = loader_options(false, false);
-  o.batch_size = 256;
-  data::Loader test_loader(test_set, test_transforms, o);
-  test_loader.start_epoch(0);
-  std::vector<Tensor> parts;
-  while (auto b = test_loader.next()) {
-    parts.push_back(b->images.clone());
-    for (double l : b->labels.to_vector()) test_labels.push_back(int64_t(l));
-  }
-  int64_t n = int64_t(test_labels.size());
-  test_images = Tensor::empty({n, channels, cfg.image_size, cfg.image_size});
-  int64_t row = 0;
-  for (auto& p : parts) {
-    test_images.slice(row, row + p.size(0)).copy_(p);
-    row += p.size(0);
-  }
-}
 
 void Trainer::State::setup_model() {
   models::ResNetConfig mc = models::ResNetConfig::named(cfg.arch);
   mc.stem = models::parse_stem(cfg.stem);
-  mc.in_channels = channels;
+  mc.in_channels = data->channels;
   mc.base_width = cfg.base_width;
   mc.feature_dim = cfg.feature_dim;
-  mc.num_classes = train_set->num_classes();
+  mc.num_classes = data->train_set->num_classes();
   mc.granularity = models::parse_granularity(cfg.granularity);
   if (cfg.bn_stats == "own" && cfg.mode != "parent") mc.bn_capacities = cfg.capacities;
   Generator init(cfg.seed);
@@ -280,26 +188,11 @@ void Trainer::State::resume_from(const std::string& path) {
 
 double Trainer::State::parent_test_accuracy() {
   model->eval();
-  Embedding e = embed(*model, test_images, {1.0}, 256);
+  Embedding e = embed(*model, data->test_images, {1.0}, 256);
   model->train();
-  return top1_accuracy(e.logits, test_labels);
+  return top1_accuracy(e.logits, data->test_labels);
 }
 
-std::function<Tensor(int64_t)> Trainer::State::reestimation_batches() {
-  // Un-augmented training images in a seeded order; the loader lives as long as the function.
-  data::Pipeline plain = test_transforms;
-  auto reest = std::make_shared<data::Loader>(train_set, plain, loader_options(true, true));
-  auto next_index = std::make_shared<int64_t>(0);
-  reest->start_epoch(0);
-  return [reest, next_index](int64_t) {
-    std::optional<data::Batch> b = reest->next();
-    if (!b) {  // wrap to the next epoch when the set is small
-      reest->start_epoch(++*next_index);
-      b = reest->next();
-    }
-    return b->images.clone();
-  };
-}
 
 Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
   s_->cfg = std::move(config);
@@ -307,7 +200,12 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
   SCPN_CHECK(s_->cfg.device == "auto" || s_->cfg.device == "cpu", "device: '", s_->cfg.device,
              "' requested, but this build has no CUDA backend");
   s_->tty = !s_->opt.quiet && ::isatty(STDERR_FILENO);
-  s_->setup_data();
+  s_->data = std::make_unique<ExperimentData>(s_->cfg);
+  s_->loader = std::make_unique<data::Loader>(s_->data->train_set, s_->data->train_transforms,
+                                              s_->data->loader_options(true, true));
+  s_->steps_per_epoch = s_->loader->batches_per_epoch();
+  s_->total_steps = s_->cfg.epochs * s_->steps_per_epoch;
+  if (s_->cfg.steps > 0) s_->total_steps = std::min(s_->total_steps, s_->cfg.steps);
   s_->setup_model();
   fs::create_directories(s_->cfg.output_dir);
   if (s_->opt.resume) {
@@ -315,7 +213,7 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
     SCPN_CHECK(fs::exists(last), "--resume: no checkpoint at ", last);
     s_->resume_from(last);
   }
-  s_->load_test_set();
+  s_->data->load_test_set();
 }
 
 Trainer::~Trainer() = default;
@@ -338,7 +236,7 @@ TrainSummary Trainer::run() {
   if (!s.opt.quiet)
     std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s\n",
                  cfg.arch.c_str(), cfg.granularity.c_str(), (long long)s.model->parameter_count(),
-                 (long long)s.train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str());
+                 (long long)s.data->train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str());
 
   while (s.global_step < s.total_steps && s.epoch < cfg.epochs) {
     s.model->train();
@@ -408,7 +306,7 @@ TrainSummary Trainer::run() {
     eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
     eo.parent_bn_too = cfg.eval_parent_bn;
     eo.recall_k = cfg.recall_k;
-    summary.report = evaluate_model(*s.model, s.test_images, s.test_labels, eo, s.reestimation_batches());
+    summary.report = evaluate_model(*s.model, s.data->test_images, s.data->test_labels, eo, s.data->reestimation_batches());
     json report = summary.report.to_json();
     report["steps"] = s.global_step;
     report["config"] = cfg.to_json();

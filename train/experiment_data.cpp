@@ -1,0 +1,105 @@
+#include "train/experiment_data.h"
+
+#include "kernels/common/error.h"
+#include "train/data/idx.h"
+#include "train/data/image_files.h"
+
+namespace scpn::train {
+
+ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
+  if (cfg.dataset == "fashion_mnist") {
+    channels = 1;
+    data::IdxOptions train_opt, test_opt;
+    train_opt.limit = cfg.train_limit > 0 ? cfg.train_limit : -1;
+    test_opt.limit = cfg.test_limit > 0 ? cfg.test_limit : -1;
+    train_opt.num_classes = test_opt.num_classes = 10;
+    train_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, true, train_opt));
+    test_set = std::make_shared<data::IdxDataset>(data::IdxDataset::from_folder(cfg.data_root, false, test_opt));
+    int64_t s = cfg.image_size;
+    if (s != 28) {
+      train_transforms.add(data::resize(s, s));
+      test_transforms.add(data::resize(s, s));
+    }
+    if (cfg.augment) {
+      train_transforms.add(data::random_crop(s, s, s / 14));  // 2 px at 28
+      train_transforms.add(data::horizontal_flip(0.5));
+    }
+    // Fashion-MNIST's training-set mean and standard deviation.
+    train_transforms.add(data::normalize({0.2860f}, {0.3530f}));
+    test_transforms.add(data::normalize({0.2860f}, {0.3530f}));
+  } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
+    channels = 3;
+    data::DecodeOptions decode;
+    decode.channels = 3;
+    auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
+    auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
+    SCPN_CHECK(train_files->class_names() == test_files->class_names(), cfg.data_root,
+               ": train/ and test/ must have the same class folders");
+    train_set = train_files;
+    test_set = test_files;
+    int64_t s = cfg.image_size;
+    if (cfg.augment) {
+      train_transforms.add(data::random_resized_crop(s, s));
+      train_transforms.add(data::horizontal_flip(0.5));
+    } else {
+      train_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
+    }
+    test_transforms.add(data::resize_shorter(s * 8 / 7)).add(data::center_crop(s, s));
+    std::vector<float> mean{0.485f, 0.456f, 0.406f}, stddev{0.229f, 0.224f, 0.225f};  // ImageNet's
+    train_transforms.add(data::normalize(mean, stddev));
+    test_transforms.add(data::normalize(mean, stddev));
+  }
+  SCPN_CHECK(train_set->size() >= cfg.batch_size, "data: the training set has ", train_set->size(),
+             " images, fewer than train.batch_size = ", cfg.batch_size);
+  SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
+}
+data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last) const {
+  const TrainConfig& cfg = config;
+  data::LoaderOptions o;
+  o.batch_size = cfg.batch_size;
+  o.channels = channels;
+  o.height = o.width = cfg.image_size;
+  o.shuffle = shuffle;
+  o.drop_last = drop_last;
+  o.seed = cfg.seed;
+  o.workers = int(cfg.workers);
+  o.bad_images = cfg.bad_images == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
+  o.max_skipped = cfg.max_skipped;
+  return o;
+}
+void ExperimentData::load_test_set() {
+  const TrainConfig& cfg = config;
+  data::LoaderOptions o = loader_options(false, false);
+  o.batch_size = 256;
+  data::Loader test_loader(test_set, test_transforms, o);
+  test_loader.start_epoch(0);
+  std::vector<Tensor> parts;
+  while (auto b = test_loader.next()) {
+    parts.push_back(b->images.clone());
+    for (double l : b->labels.to_vector()) test_labels.push_back(int64_t(l));
+  }
+  int64_t n = int64_t(test_labels.size());
+  test_images = Tensor::empty({n, channels, cfg.image_size, cfg.image_size});
+  int64_t row = 0;
+  for (auto& p : parts) {
+    test_images.slice(row, row + p.size(0)).copy_(p);
+    row += p.size(0);
+  }
+}
+std::function<Tensor(int64_t)> ExperimentData::reestimation_batches() const {
+  // Un-augmented training images in a seeded order; the loader lives as long as the function.
+  data::Pipeline plain = test_transforms;
+  auto reest = std::make_shared<data::Loader>(train_set, plain, loader_options(true, true));
+  auto next_index = std::make_shared<int64_t>(0);
+  reest->start_epoch(0);
+  return [reest, next_index](int64_t) {
+    std::optional<data::Batch> b = reest->next();
+    if (!b) {  // wrap to the next epoch when the set is small
+      reest->start_epoch(++*next_index);
+      b = reest->next();
+    }
+    return b->images.clone();
+  };
+}
+
+}  // namespace scpn::train
