@@ -16,6 +16,7 @@
 #include "engine/safetensors.h"
 #include "models/checkpoint.h"
 #include "train/data/loader.h"
+#include "train/atomic_write.h"
 #include "train/experiment_data.h"
 #include "train/scpn/step.h"
 
@@ -27,26 +28,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// Writes a text file atomically: a temporary file in the same folder, flushed, then renamed over.
-void write_text_atomic(const std::string& path, const std::string& text) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(cat(path, ": cannot write (", std::strerror(errno), ")"));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw Error(cat(path, ": cannot replace (", ec.message(), ")"));
-  }
-}
 
 std::string format_duration(double seconds) {
   int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
