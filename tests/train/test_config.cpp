@@ -66,3 +66,15 @@ TEST_CASE("docs/config.md is the generated reference (regenerate: train_scpn --c
   ss << in.rdbuf();
   CHECK(ss.str() == config_reference_markdown());
 }
+
+TEST_CASE("every recipe in configs/ is valid, and configs/default.json is the embedded default") {
+  int count = 0;
+  for (const char* f : {"configs/default.json", "configs/fashion_mnist_full.json", "configs/resnet18_224_imagefolder.json",
+                        "configs/resnet50_224_imagefolder.json"}) {
+    CAPTURE(f);
+    CHECK_NOTHROW(parse_config(f, {}));
+    ++count;
+  }
+  CHECK(count == 4);
+  CHECK(parse_config("configs/default.json", {}).to_json() == TrainConfig().to_json());
+}
