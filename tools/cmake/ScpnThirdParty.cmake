@@ -43,12 +43,17 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 set(SCPN_HAVE_OPENBLAS OFF)
 set(SCPN_OPENBLAS_SUMMARY "off (SCPN_OPENBLAS=OFF)")
 if(SCPN_OPENBLAS)
-  # Debian's libopenblas-dev installs cblas.h under an alternatives-managed folder.
-  find_path(SCPN_OPENBLAS_INCLUDE cblas.h
-            PATHS /usr/include/x86_64-linux-gnu/openblas-pthread /usr/include/openblas /usr/include
-                  /usr/include/x86_64-linux-gnu/openblas-openmp)
-  find_library(SCPN_OPENBLAS_LIBRARY NAMES openblas
-               PATHS /usr/lib/x86_64-linux-gnu/openblas-pthread /usr/lib/x86_64-linux-gnu)
+  # Debian ships OpenBLAS built with OpenMP (libopenblas-openmp-dev) and with pthreads (libopenblas-dev);
+  # the OpenMP build is preferred: its threads are the same libgomp pool as our kernels', whereas a
+  # pthreads OpenBLAS and OpenMP spin against each other on every GEMM inside an OpenMP program (a 3x
+  # slowdown of the training step measured here). Each lives in its own folder; the build links that file
+  # and records the folder in the RPATH, since both use the soname libopenblas.so.0.
+  find_path(SCPN_OPENBLAS_INCLUDE cblas.h NO_DEFAULT_PATH
+            PATHS /usr/include/x86_64-linux-gnu/openblas-openmp /usr/include/x86_64-linux-gnu/openblas-pthread
+                  /usr/include/openblas /usr/include)
+  find_library(SCPN_OPENBLAS_LIBRARY NAMES openblas NO_DEFAULT_PATH
+               PATHS /usr/lib/x86_64-linux-gnu/openblas-openmp /usr/lib/x86_64-linux-gnu/openblas-pthread
+                     /usr/lib/x86_64-linux-gnu)
   if(SCPN_OPENBLAS_INCLUDE AND SCPN_OPENBLAS_LIBRARY)
     set(SCPN_HAVE_OPENBLAS ON)
     add_library(scpn_openblas INTERFACE)
@@ -57,6 +62,6 @@ if(SCPN_OPENBLAS)
     add_library(scpn::openblas ALIAS scpn_openblas)
     set(SCPN_OPENBLAS_SUMMARY "${SCPN_OPENBLAS_LIBRARY}")
   else()
-    set(SCPN_OPENBLAS_SUMMARY "not found (apt-get install libopenblas-dev); our own GEMM only")
+    set(SCPN_OPENBLAS_SUMMARY "not found (apt-get install libopenblas-openmp-dev); our own GEMM only")
   endif()
 endif()

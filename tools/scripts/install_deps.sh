@@ -4,7 +4,7 @@
 # see third_party/README.md.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ pkg-config zlib1g-dev libstb-dev nlohmann-json3-dev doctest-dev libopenblas-dev
+packages=(cmake ninja-build g++ pkg-config zlib1g-dev libstb-dev nlohmann-json3-dev doctest-dev libopenblas-openmp-dev
           dataset-fashion-mnist)
 missing=()
 for p in "${packages[@]}"; do

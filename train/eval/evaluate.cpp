@@ -82,6 +82,7 @@ EvalReport evaluate_model(ResNet& model, const Tensor& test_images, const std::v
     report.rows.push_back(row);
   }
   report.matrix = compatibility_matrix(options.capacities, features, labels, options.capacities, features, labels, ropt);
+  if (options.keep_features) report.features = std::move(features);
   return report;
 }
 

@@ -22,6 +22,7 @@ struct EvalOptions {
   bool parent_bn_too = true;
   std::vector<int64_t> recall_k = {1, 2, 4, 8};
   int64_t batch_size = 256;
+  bool keep_features = false;  // fill EvalReport::features (comparisons against other models need them)
 };
 
 struct CapacityReport {
@@ -38,6 +39,7 @@ struct CapacityReport {
 struct EvalReport {
   std::vector<CapacityReport> rows;
   CompatibilityMatrix matrix;  // mAP / R@1, query capacity × gallery capacity
+  std::vector<Tensor> features;  // keep_features: the test set's features [N, D] per capacity, rows' order
   nlohmann::json to_json() const;
   std::string table() const;   // the printed summary
 };

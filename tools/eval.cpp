@@ -1,0 +1,109 @@
+// eval: evaluates a trained SCPN network at a list of capacities — trained or not — and writes a report
+// folder people can look at: the compatibility matrix, self-test and cross-test curves against capacity
+// and MACs, the table, and an HTML page with the run's config (SCPN_METHOD.md §5–§6). The work is
+// train/eval/sweep (tested by tests/train/test_prune.cpp); this file parses the arguments.
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "models/checkpoint.h"
+#include "train/eval/model_source.h"
+#include "train/eval/sweep.h"
+#include "tools/cli_args.h"
+
+using namespace scpn;
+using namespace scpn::train;
+
+namespace {
+
+const char* const kUsage = R"(usage: eval (--run DIR | --checkpoint CKPT --config CONFIG.json) [--output FOLDER]
+            [--capacities LIST] [--reestimate-batches N] [--parent-bn yes|no]
+            [--gallery-checkpoint CKPT2|RUN2] [--title TEXT]
+
+Evaluates the subnetworks of a trained prunable network on the config's test set and writes a report.
+
+  --run DIR              a train_scpn run folder: DIR/final.safetensors and DIR/config.json
+  --checkpoint CKPT      the model checkpoint (overrides the run's)
+  --config CONFIG.json   the run's config (overrides the run's)
+  --output FOLDER        the report folder (default DIR/eval with --run); created if needed
+  --capacities LIST      comma-separated capacities in (0, 1] (default 0.1,0.2,...,1.0); 1 is always added.
+                         Trained capacities use their own BatchNorm statistics, the others re-estimated ones.
+  --reestimate-batches N training batches averaged per re-estimation (default: the config's
+                         eval.bn_reestimate_batches)
+  --parent-bn yes|no     also evaluate every subnetwork with the parent's statistics (default: the config's
+                         eval.parent_bn)
+  --gallery-checkpoint C queries by this model's subnetworks against the gallery of another model's parent
+                         (a checkpoint, or a run folder's final.safetensors), to compare methods
+  --title TEXT           the report's heading
+  -h, --help             this text
+
+Writes FOLDER/eval.json, eval.txt, compat_map.{svg,png}, compat_r1.{svg,png} (query capacity x gallery
+capacity), map_vs_capacity.{svg,png}, map_vs_macs.{svg,png} (self-test, cross-test, cross-test with the
+parent's statistics, accuracy; trained capacities filled) and index.html.
+
+Exit status: 0 on success, 1 on any error (one line on stderr).
+)";
+
+int run(int argc, char** argv) {
+  tools::CliArgs args(argc, argv,
+                      {"--run", "--checkpoint", "--config", "--output", "--capacities", "--reestimate-batches",
+                       "--parent-bn", "--gallery-checkpoint", "--title"});
+  if (args.help()) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  std::string run_dir = args.get("--run", "");
+  SCPN_CHECK(args.has("--output") || !run_dir.empty(), "missing --output FOLDER (required without --run)");
+  std::string output = args.get("--output", run_dir + "/eval");
+  SweepOptions options;
+  if (args.has("--capacities")) options.capacities = parse_capacity_list("--capacities", args.get("--capacities", ""));
+  std::string parent_bn = args.get("--parent-bn", "");
+  SCPN_CHECK(parent_bn.empty() || parent_bn == "yes" || parent_bn == "no", "--parent-bn: '", parent_bn,
+             "' is not one of yes, no");
+
+  ModelSource source = resolve_model_source(run_dir, args.get("--checkpoint", ""), args.get("--config", ""));
+  const TrainConfig& cfg = source.config;
+  options.reestimate_batches =
+      tools::parse_int("--reestimate-batches", args.get("--reestimate-batches", std::to_string(cfg.bn_reestimate_batches)));
+  SCPN_CHECK(options.reestimate_batches >= 1, "--reestimate-batches: ", options.reestimate_batches, " must be >= 1");
+  options.parent_bn_too = parent_bn.empty() ? cfg.eval_parent_bn : parent_bn == "yes";
+  options.recall_k = cfg.recall_k;
+  options.image_size = cfg.image_size;
+  options.trained = trained_capacities(cfg);
+  std::unique_ptr<models::ResNet> model = load_source_model(source);
+
+  std::unique_ptr<models::ResNet> other;
+  std::string other_path = args.get("--gallery-checkpoint", "");
+  if (!other_path.empty()) {
+    if (std::filesystem::is_directory(other_path)) other_path += "/final.safetensors";
+    SCPN_CHECK(std::filesystem::is_regular_file(other_path), "--gallery-checkpoint ", other_path, ": no such file");
+    other = models::load_model(other_path);
+    other->eval();
+  }
+
+  ExperimentData data(cfg);
+  check_model_classes(*model, source, data);
+  data.load_test_set();
+  SweepResult result = run_sweep(*model, data, options, other.get(), other_path);
+
+  ReportInfo info;
+  info.title = args.get("--title", "SCPN evaluation: " + source.checkpoint);
+  info.checkpoint = source.checkpoint;
+  info.config_file = source.config_file;
+  info.config = cfg.to_json();
+  write_sweep_report(output, result, info);
+  std::printf("%s", result.table().c_str());
+  std::printf("eval: wrote %s/index.html (with eval.json, eval.txt and the pictures)\n", output.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "eval: error: %s\n", e.what());
+    return 1;
+  }
+}

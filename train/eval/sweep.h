@@ -1,0 +1,68 @@
+// Evaluation of a trained network across capacities, the library behind tools/eval (SCPN_METHOD.md §5–§6):
+// for every capacity in a list — trained ones with their own BatchNorm statistics, the others re-estimated —
+// self-test and cross-test retrieval, accuracy, parameters and MACs, the compatibility matrix, optionally
+// the subnetworks' queries against another model's parent gallery (comparing methods); and the report
+// folder: eval.json, eval.txt, pictures (SVG and PNG) and index.html. Tested by tests/train/test_prune.cpp.
+#pragma once
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/resnet.h"
+#include "train/eval/evaluate.h"
+#include "train/experiment_data.h"
+
+namespace scpn::train {
+
+struct SweepOptions {
+  std::vector<double> capacities = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};  // 1 is always added
+  std::vector<double> trained;  // the capacities the run trained: marked in the pictures and the table
+  int64_t reestimate_batches = 20;
+  bool parent_bn_too = true;  // also every subnetwork with the parent's statistics
+  std::vector<int64_t> recall_k = {1, 2, 4, 8};
+  int64_t batch_size = 256;
+  int64_t image_size = 28;  // for MACs
+};
+
+// Queries by the evaluated model's subnetworks, gallery by another model's parent.
+struct GalleryComparison {
+  std::string name;             // the other checkpoint
+  RetrievalResult self;         // the other model's own self-test
+  double accuracy = 0;
+  std::vector<RetrievalResult> cross;  // per capacity (the report's rows)
+};
+
+struct SweepResult {
+  EvalReport report;  // rows and matrix in descending capacity order, 1 first
+  std::vector<double> trained;
+  std::vector<int64_t> params, macs;  // per row
+  int64_t parent_params = 0, parent_macs = 0;
+  int64_t image_size = 0;
+  std::optional<GalleryComparison> gallery;
+
+  bool is_trained(double capacity) const;  // 1 counts as trained
+  nlohmann::json to_json() const;
+  std::string table() const;
+};
+
+// `data` must have its test set loaded. Capacities with statistics of their own in the model use them;
+// the others are re-estimated (restarting_reestimation_batches). gallery_model (optional, any checkpoint
+// loadable as a model, evaluated at capacity 1) must take the same images and give features of the same
+// dimension. Errors name the option: --capacities, --gallery-checkpoint.
+SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const SweepOptions& options,
+                      const models::ResNet* gallery_model = nullptr, const std::string& gallery_name = "");
+
+// What the report page says about its origin.
+struct ReportInfo {
+  std::string title;        // the page's heading
+  std::string checkpoint, config_file;
+  nlohmann::json config;    // the run's flat config (TrainConfig::to_json)
+};
+
+// Writes into `folder` (created if needed): eval.json, eval.txt, compat_map.{svg,png}, compat_r1.{svg,png},
+// map_vs_capacity.{svg,png}, map_vs_macs.{svg,png} and index.html, each atomically.
+void write_sweep_report(const std::string& folder, const SweepResult& result, const ReportInfo& info);
+
+}  // namespace scpn::train
