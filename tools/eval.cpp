@@ -26,7 +26,8 @@ Evaluates the subnetworks of a trained prunable network on the config's test set
   --checkpoint CKPT      the model checkpoint (overrides the run's)
   --config CONFIG.json   the run's config (overrides the run's)
   --output FOLDER        the report folder (default DIR/eval with --run); created if needed
-  --capacities LIST      comma-separated capacities in (0, 1] (default 0.1,0.2,...,1.0); 1 is always added.
+  --capacities LIST      comma-separated capacities in (0, 1] (default 0.1,0.2,...,1.0 and the trained
+                         ones); 1 is always added.
                          Trained capacities use their own BatchNorm statistics, the others re-estimated ones.
   --reestimate-batches N training batches averaged per re-estimation (default: the config's
                          eval.bn_reestimate_batches)
@@ -70,6 +71,8 @@ int run(int argc, char** argv) {
   options.recall_k = cfg.recall_k;
   options.image_size = cfg.image_size;
   options.trained = trained_capacities(cfg);
+  if (!args.has("--capacities"))  // the default list shows the trained capacities too
+    options.capacities.insert(options.capacities.end(), options.trained.begin(), options.trained.end());
   std::unique_ptr<models::ResNet> model = load_source_model(source);
 
   std::unique_ptr<models::ResNet> other;
@@ -81,10 +84,8 @@ int run(int argc, char** argv) {
     other->eval();
   }
 
-  ExperimentData data(cfg);
-  check_model_classes(*model, source, data);
-  data.load_test_set();
-  SweepResult result = run_sweep(*model, data, options, other.get(), other_path);
+  OpenedData opened = open_data(source, *model, true, true);
+  SweepResult result = run_sweep(*model, *opened.data, options, other.get(), other_path);
 
   ReportInfo info;
   info.title = args.get("--title", "SCPN evaluation: " + source.checkpoint);

@@ -82,27 +82,15 @@ int run(int argc, char** argv) {
                        model->batch_norms().front().second->has_capacity(options.capacity);
   const bool reestimates = options.bn_stats == PruneBnStats::reestimate ||
                            (options.bn_stats == PruneBnStats::automatic && !has_own);
-  std::unique_ptr<ExperimentData> data;
-  std::string data_error;
-  if (options.evaluate || reestimates) {
-    try {
-      data = std::make_unique<ExperimentData>(source.config);
-    } catch (const Error& e) {
-      if (when == "yes") throw;
-      data_error = e.what();
-    }
-    if (data) {
-      check_model_classes(*model, source, *data);
-      if (options.evaluate) data->load_test_set();
-    }
-  }
+  OpenedData opened;
+  if (options.evaluate || reestimates) opened = open_data(source, *model, options.evaluate, when == "yes");
 
-  PruneResult result = prune_model(*model, options, data.get(), data_error);
+  PruneResult result = prune_model(*model, options, opened.data.get(), opened.error);
   save_pruned(output, result, source.checkpoint);
   std::printf("prune: capacity %s of %s (%s granularity)\n", models::capacity_key(result.capacity).c_str(),
               source.checkpoint.c_str(), models::to_string(result.granularity));
   std::printf("%s", result.summary().c_str());
-  if (!result.evaluated && options.evaluate) std::printf("evaluation skipped: %s\n", data_error.c_str());
+  if (!result.evaluated && options.evaluate) std::printf("evaluation skipped: %s\n", opened.error.c_str());
   std::printf("wrote %s%s\n", output.c_str(),
               result.subnet.masks.empty() ? "" : (" and its masks " + masks_path(output)).c_str());
   if (args.has("--json")) {

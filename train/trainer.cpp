@@ -84,12 +84,20 @@ void Trainer::State::setup_model() {
   Generator init(cfg.seed);
   model = std::make_unique<models::ResNet>(mc, init);
   if (!opt.init_checkpoint.empty()) {
+    // A training checkpoint also holds the optimizer's tensors (ignored); a model checkpoint (e.g. a
+    // pruned one) may lack per-capacity BatchNorm statistics: they start from the loaded parent's.
     SafetensorsFile file = read_safetensors(opt.init_checkpoint);
     std::map<std::string, Tensor> targets;
-    for (auto& [name, t] : model->state()) targets[name] = t;
+    std::vector<std::pair<Tensor, std::string>> seeded;  // (per-capacity buffer, its parent buffer)
+    for (auto& [name, t] : model->state()) {
+      size_t at = name.find('@');
+      if (at != std::string::npos && !file.find(name)) seeded.emplace_back(t, name.substr(0, at));
+      else targets[name] = t;
+    }
     LoadIntoOptions lo;
-    lo.allow_extra = true;  // a training checkpoint also holds the optimizer's tensors
+    lo.allow_extra = true;
     load_into(file, targets, lo);
+    for (auto& [buffer, parent] : seeded) buffer.copy_(targets.at(parent));
   }
 
   SgdOptions decay{.momentum = cfg.momentum, .weight_decay = cfg.weight_decay};

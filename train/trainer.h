@@ -13,7 +13,7 @@ namespace scpn::train {
 
 struct TrainerOptions {
   bool resume = false;        // continue from <output.dir>/last.safetensors
-  std::string init_checkpoint;  // start from these weights (a model checkpoint, or a training checkpoint)
+  std::string init_checkpoint = "";  // start from these weights (a model checkpoint, or a training checkpoint)
   bool quiet = false;         // no progress line (tests)
   bool evaluate = true;       // run the final evaluation
 };

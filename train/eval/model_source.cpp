@@ -70,6 +70,20 @@ void check_model_classes(const models::ResNet& model, const ModelSource& source,
              source.config.data_root, " has ", data.train_set->num_classes());
 }
 
+OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required) {
+  OpenedData out;
+  try {
+    out.data = std::make_unique<ExperimentData>(source.config);
+  } catch (const Error& e) {
+    if (required) throw;
+    out.error = e.what();
+    return out;
+  }
+  check_model_classes(model, source, *out.data);
+  if (load_test_set) out.data->load_test_set();
+  return out;
+}
+
 std::vector<double> capacities_with_own_stats(const models::ResNet& model) {
   return models::checkpoint_config(model).bn_capacities;
 }

@@ -37,6 +37,15 @@ std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source);
 // The number of classes of the opened dataset must be the model's (its classifier's outputs).
 void check_model_classes(const models::ResNet& model, const ModelSource& source, const ExperimentData& data);
 
+// The config's data for a tool: opened, checked against the model's class count, the test set loaded when
+// asked. With required = false a dataset that cannot be read (missing, empty, malformed) comes back as
+// `error` with no data, so a tool can go on without evaluating; a class-count mismatch is always an error.
+struct OpenedData {
+  std::unique_ptr<ExperimentData> data;
+  std::string error;
+};
+OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required);
+
 // The capacities whose own BatchNorm statistics the model holds (trained with bn_stats = own).
 std::vector<double> capacities_with_own_stats(const models::ResNet& model);
 // The capacities the config trained (none for mode = parent).

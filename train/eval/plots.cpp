@@ -114,10 +114,22 @@ void SvgCanvas::rect(double x, double y, double w, double h, Rgb fill, const std
 void SvgCanvas::polyline(const std::vector<double>& xs, const std::vector<double>& ys, Rgb color, double width,
                          bool dashed, const std::string& css_class) {
   std::string points;
-  for (size_t i = 0; i < xs.size(); ++i) points += (i ? " " : "") + num(xs[i]) + "," + num(ys[i]);
+  for (size_t i = 0; i < xs.size(); ++i) {
+    if (i) points += ' ';
+    points += num(xs[i]);
+    points += ',';
+    points += num(ys[i]);
+  }
   body_ += "<polyline" + class_attr(css_class) + " points=\"" + points + "\" fill=\"none\" stroke=\"" + hex(color) +
            "\" stroke-width=\"" + num(width) + "\"" + (dashed ? " stroke-dasharray=\"6 4\"" : "") +
            " stroke-linejoin=\"round\"/>\n";
+}
+
+void SvgCanvas::line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed,
+                     const std::string& css_class) {
+  body_ += "<line" + class_attr(css_class) + " x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) +
+           "\" y2=\"" + num(y2) + "\" stroke=\"" + hex(color) + "\" stroke-width=\"" + num(width) + "\"" +
+           (dashed ? " stroke-dasharray=\"6 4\"" : "") + "/>\n";
 }
 
 void SvgCanvas::circle(double cx, double cy, double r, Rgb color, bool filled, const std::string& css_class) {
@@ -224,7 +236,9 @@ void RasterCanvas::text(double x, double y, const std::string& s, double size, A
   const double unit = size / kFontUnitsPerPx;
   double width = stb_easy_font_width(ascii.data()) * unit;
   double shift = anchor == Anchor::start ? 0 : anchor == Anchor::middle ? -width / 2 : -width;
-  std::vector<char> quads(ascii.size() * 300 + 64);  // ~270 bytes per character, as the header documents
+  // At most 64 bytes per quad and 16 quads per glyph ("270 bytes per character" is the header's average;
+  // digits like 8 need more, and a short buffer silently drops segments).
+  std::vector<char> quads(ascii.size() * 64 * 16 + 64);
   int count = stb_easy_font_print(0, 0, ascii.data(), nullptr, quads.data(), int(quads.size()));
   for (int q = 0; q < count; ++q) {
     // Vertex layout: x, y, z (floats) and 4 colour bytes; the quad's corners are vertices 0 and 2.
@@ -300,13 +314,13 @@ void draw_line_plot(Canvas& canvas, const LinePlot& plot) {
   // Grid and ticks.
   double xstep = xr.ticks.size() >= 2 ? xr.ticks[1] - xr.ticks[0] : 1, ystep = yr.ticks.size() >= 2 ? yr.ticks[1] - yr.ticks[0] : 1;
   for (double t : xr.ticks) {
-    canvas.line(sx(t), py0, sx(t), py1, kGrid, 1);
-    canvas.line(sx(t), py1, sx(t), py1 + 5, kAxis, 1);
+    canvas.line(sx(t), py0, sx(t), py1, kGrid, 1, false, "grid");
+    canvas.line(sx(t), py1, sx(t), py1 + 5, kAxis, 1, false, "tick");
     canvas.text(sx(t), py1 + 19, tick_label(t, xstep), 11, Canvas::Anchor::middle);
   }
   for (double t : yr.ticks) {
-    canvas.line(px0, sy(t), px1, sy(t), kGrid, 1);
-    canvas.line(px0 - 5, sy(t), px0, sy(t), kAxis, 1);
+    canvas.line(px0, sy(t), px1, sy(t), kGrid, 1, false, "grid");
+    canvas.line(px0 - 5, sy(t), px0, sy(t), kAxis, 1, false, "tick");
     canvas.text(px0 - 8, sy(t) + 4, tick_label(t, ystep), 11, Canvas::Anchor::end);
   }
   canvas.polyline({px0, px1, px1, px0, px0}, {py0, py0, py1, py1, py0}, kAxis, 1, false, "axes");
@@ -330,7 +344,7 @@ void draw_line_plot(Canvas& canvas, const LinePlot& plot) {
   // Legend, right of the plot area.
   double lx = px1 + 18, ly = py0 + 8;
   for (const Series& s : plot.series) {
-    canvas.line(lx, ly, lx + 26, ly, s.color, 2, s.dashed);
+    canvas.line(lx, ly, lx + 26, ly, s.color, 2, s.dashed, "legend");
     canvas.circle(lx + 13, ly, 3.5, s.color, true, "legend");
     canvas.text(lx + 34, ly + 4, s.label, 11);
     ly += 20;
@@ -432,7 +446,7 @@ void draw_heatmap(Canvas& canvas, const Heatmap& map) {
   double step = ticks.size() >= 2 ? ticks[1] - ticks[0] : map.v_hi - map.v_lo;
   for (double t : ticks) {
     double y = grid_bottom - (t - map.v_lo) / (map.v_hi - map.v_lo) * bar_h;
-    canvas.line(bar_x + bar_w, y, bar_x + bar_w + 4, y, kAxis, 1);
+    canvas.line(bar_x + bar_w, y, bar_x + bar_w + 4, y, kAxis, 1, false, "tick");
     canvas.text(bar_x + bar_w + 7, y + 4, tick_label(t, step), 11);
   }
 }

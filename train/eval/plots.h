@@ -40,8 +40,9 @@ class Canvas {
   // about (x, y).
   virtual void text(double x, double y, const std::string& s, double size, Anchor anchor = Anchor::start,
                     bool vertical = false, Rgb color = {}) = 0;
-  void line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed = false) {
-    polyline({x1, x2}, {y1, y2}, color, width, dashed);
+  virtual void line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed = false,
+                    const std::string& css_class = "") {
+    polyline({x1, x2}, {y1, y2}, color, width, dashed, css_class);
   }
 };
 
@@ -58,6 +59,8 @@ class SvgCanvas : public Canvas {
   void rect(double x, double y, double w, double h, Rgb fill, const std::string& css_class = "") override;
   void polyline(const std::vector<double>& xs, const std::vector<double>& ys, Rgb color, double width,
                 bool dashed = false, const std::string& css_class = "") override;
+  void line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed = false,
+            const std::string& css_class = "") override;
   void circle(double cx, double cy, double r, Rgb color, bool filled, const std::string& css_class = "") override;
   void text(double x, double y, const std::string& s, double size, Anchor anchor = Anchor::start, bool vertical = false,
             Rgb color = {}) override;
