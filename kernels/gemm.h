@@ -3,9 +3,10 @@
 // beta = 0 overwrites C (whatever it held, NaN included); beta = 1 accumulates. k = 0 or alpha = 0 give
 // C = beta·C without reading A or B. f32 and f64.
 // CPU implementations: cpu::gemm_ours (kernels/cpu/gemm.cpp, cache-blocked, OpenMP) and cpu::gemm_openblas
-// (kernels/cpu/blas/, when the build finds OpenBLAS). The dispatch slot gets OpenBLAS when built; the
-// environment variable SCPN_CPU_GEMM, read once at start-up, overrides: SCPN_CPU_GEMM=ours forces ours,
-// SCPN_CPU_GEMM=openblas insists on OpenBLAS (an error in a build without it).
+// (kernels/cpu/blas/, when the build finds OpenBLAS). The dispatch slot gets ours: inside the training step
+// (many mid-sized GEMMs between OpenMP loops) it measured about 2x faster than OpenBLAS on the 2-core
+// machines (docs/benchmarks.md). The environment variable SCPN_CPU_GEMM, read once at start-up, chooses:
+// SCPN_CPU_GEMM=openblas uses OpenBLAS (an error in a build without it), SCPN_CPU_GEMM=ours ours.
 #pragma once
 #include <cstdint>
 

@@ -179,14 +179,14 @@ TEST_CASE("gemm: SCPN_CPU_GEMM chooses the registered implementation") {
   const std::string saved_value = saved ? saved : "";
 
   unsetenv("SCPN_CPU_GEMM");
-  CHECK((cpu::select_gemm(ours, blas) == blas));  // OpenBLAS by default when built
+  CHECK((cpu::select_gemm(ours, blas) == ours));  // ours by default, even when OpenBLAS is built
   CHECK((cpu::select_gemm(ours, nullptr) == ours));
   setenv("SCPN_CPU_GEMM", "ours", 1);
   CHECK((cpu::select_gemm(ours, blas) == ours));
   setenv("SCPN_CPU_GEMM", "openblas", 1);
   CHECK((cpu::select_gemm(ours, blas) == blas));
   CHECK_THROWS_WITH_AS(cpu::select_gemm(ours, nullptr),
-                       "SCPN_CPU_GEMM=openblas, but this build has no OpenBLAS (install libopenblas-dev and "
+                       "SCPN_CPU_GEMM=openblas, but this build has no OpenBLAS (install libopenblas-openmp-dev and "
                        "re-run cmake), or set SCPN_CPU_GEMM=ours",
                        Error);
   setenv("SCPN_CPU_GEMM", "mkl", 1);
