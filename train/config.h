@@ -15,13 +15,13 @@ struct TrainConfig {
   // model
   std::string arch = "resnet18";
   std::string stem = "small";
-  int64_t base_width = 16;
+  int64_t base_width = 12;
   int64_t feature_dim = 128;
   std::string granularity = "weight";
   // data
   std::string dataset = "fashion_mnist";
   std::string data_root = "/usr/share/datasets/fashion-mnist";
-  int64_t train_limit = 6000;  // 0 = all
+  int64_t train_limit = 4800;  // 0 = all
   int64_t test_limit = 2000;
   int64_t image_size = 28;
   bool augment = true;
