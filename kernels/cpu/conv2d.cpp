@@ -14,6 +14,7 @@
 // loops_may_use_openmp).
 #include <algorithm>
 #include <memory>
+#include <cstdlib>
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/dtype_switch.h"
@@ -67,7 +68,7 @@ int64_t images_per_chunk(const Conv2dParams& p, const Geometry& g, size_t elem_b
 // pthreads build) an OpenMP worker keeps spinning for ~5 ms after every loop (libgomp's default wait
 // policy; measured on this machine) and takes a core from the GEMM that follows, once per chunk; there
 // the loops run on the calling thread, which costs ~15% of a 3x3 convolution instead.
-bool loops_may_use_openmp() { return kernels().gemm.cpu == gemm_ours; }
+bool loops_may_use_openmp() { static const char* e = std::getenv("XCONV_THREADS"); if (e) return e[0] == '1'; return kernels().gemm.cpu == gemm_ours; }
 
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t elements) {
