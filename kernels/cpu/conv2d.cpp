@@ -9,12 +9,13 @@
 // size aims at GEMMs at least kTargetColumns wide within a workspace budget that keeps the column matrix
 // in the last-level cache, where the GEMM reads it back.
 //
-// Threads. The GEMM parallelises itself; our loops (im2col, col2im, layout copies) run between GEMM
-// calls, never around them, and use OpenMP only when the GEMM runs on OpenMP's threads too (see
-// loops_may_use_openmp).
+// Threads. The GEMM parallelises itself; our loops (im2col, col2im, layout copies) use OpenMP between
+// GEMM calls, never around them. With a GEMM on OpenMP's threads (ours, or OpenBLAS's OpenMP build) that
+// is ~1.25x faster on ResNet-18's 3x3 layers than running the loops on the calling thread (measured with
+// tools/bench_conv on the idle 2-core machine). Behind OpenBLAS's pthreads build it is ~2x slower
+// instead: libgomp's workers spin for milliseconds after each loop and take cores from OpenBLAS's pool.
 #include <algorithm>
 #include <memory>
-#include <cstdlib>
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/dtype_switch.h"
@@ -26,8 +27,9 @@ namespace {
 // Default chunking: enough images for a GEMM this wide (ResNet's 4x4 layers: 64 images; 32x32: one)...
 constexpr int64_t kTargetColumns = 1024;
 // ...within this scratch budget, which keeps a chunk's column matrix and layout buffer in this machine's
-// 32 MiB L3. Measured single-threaded on ResNet-18's 3x3 layers: 1024-column chunks run im2col up to
-// 1.4x faster than 4096-column ones (cache-resident) with the same GEMM rate; 16-column GEMMs lose ~10%.
+// 32 MiB L3. Measured with tools/bench_conv on the idle machine, with either GEMM: 1024-column chunks run
+// ResNet-18's 3x3 layers 5-20% faster than 2048- or 4096-column ones (im2col writes stay in cache and
+// the GEMM loses nothing at that width), and GEMMs of a few 4x4 images (~128 columns) lose ~10%.
 constexpr int64_t kDefaultWorkspaceBytes = int64_t(16) << 20;
 // A 1x1 stride-1 unpadded convolution is already a GEMM per image (x[n] is [C, H·W]). Per-image GEMMs
 // are used when an image gives the GEMM at least this many columns; narrower images are packed side by
@@ -62,13 +64,6 @@ int64_t images_per_chunk(const Conv2dParams& p, const Geometry& g, size_t elem_b
   int64_t chunks = (p.N + nb - 1) / nb;
   return chunks > 0 ? (p.N + chunks - 1) / chunks : 1;
 }
-
-// Our loops use OpenMP only when the GEMM in the slot runs on OpenMP's threads too (cpu::gemm_ours): the
-// workers are then the ones the next GEMM uses. Behind a GEMM with its own thread pool (OpenBLAS's
-// pthreads build) an OpenMP worker keeps spinning for ~5 ms after every loop (libgomp's default wait
-// policy; measured on this machine) and takes a core from the GEMM that follows, once per chunk; there
-// the loops run on the calling thread, which costs ~15% of a 3x3 convolution instead.
-bool loops_may_use_openmp() { static const char* e = std::getenv("XCONV_THREADS"); if (e) return e[0] == '1'; return kernels().gemm.cpu == gemm_ours; }
 
 template <class T>
 std::unique_ptr<T[]> scratch(int64_t elements) {
@@ -110,11 +105,11 @@ void valid_range(int64_t offset, int64_t stride, int64_t pad, int64_t in_size, i
 // in-image rectangle of each (r, s) is computed once, so the inner loops carry no bounds checks (which
 // dominate on 4x4 images, where a row segment is 4 elements).
 template <class T>
-void im2col(const Conv2dParams& p, const Geometry& g, const T* x, int64_t nb, T* col, bool threads) {
+void im2col(const Conv2dParams& p, const Geometry& g, const T* x, int64_t nb, T* col) {
   const int64_t ld = nb * g.PQ;
   const int64_t rows = g.CRS;
   // Dynamic scheduling: on a shared machine a descheduled thread leaves its rows to the other one.
-#pragma omp parallel for schedule(dynamic, 8) if (threads && rows * ld > kParallelGrain)
+#pragma omp parallel for schedule(dynamic, 8) if (rows * ld > kParallelGrain)
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t c = row / g.RS, r = (row / p.S) % p.R, s = row % p.S;
     int64_t p_lo, p_hi, q_lo, q_hi;
@@ -146,9 +141,9 @@ void im2col(const Conv2dParams& p, const Geometry& g, const T* x, int64_t nb, T*
 // plane by plane instead jumps between 9 rows per plane and is ~3x slower on 4x4 images); a channel's
 // rows only touch that channel's planes, so threads split the channels and never share a plane.
 template <class T>
-void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t nb, T* dx, bool threads) {
+void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t nb, T* dx) {
   const int64_t ld = nb * g.PQ;
-#pragma omp parallel for schedule(dynamic, 1) if (threads && g.CRS * ld > kParallelGrain)
+#pragma omp parallel for schedule(dynamic, 1) if (g.CRS * ld > kParallelGrain)
   for (int64_t c = 0; c < p.C; ++c) {
     for (int64_t i = 0; i < nb; ++i) std::fill_n(dx + (i * p.C + c) * g.HW, g.HW, T(0));
     for (int64_t r = 0; r < p.R; ++r) {
@@ -178,16 +173,16 @@ void col2im(const Conv2dParams& p, const Geometry& g, const T* col, int64_t nb, 
 
 // [nb, K, PQ] (NCHW slice of dy) -> [K, nb·PQ] (GEMM layout).
 template <class T>
-void images_to_rows(const T* src, int64_t nb, int64_t K, int64_t PQ, T* dst, bool threads) {
-#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (threads && nb * K * PQ > kParallelGrain)
+void images_to_rows(const T* src, int64_t nb, int64_t K, int64_t PQ, T* dst) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (nb * K * PQ > kParallelGrain)
   for (int64_t k = 0; k < K; ++k)
     for (int64_t i = 0; i < nb; ++i) std::copy_n(src + (i * K + k) * PQ, PQ, dst + (k * nb + i) * PQ);
 }
 
 // [K, nb·PQ] (GEMM output) -> y [nb, K, PQ] plus bias[k] (bias may be null).
 template <class T>
-void rows_to_images(const T* src, int64_t nb, int64_t K, int64_t PQ, const T* bias, T* y, bool threads) {
-#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (threads && nb * K * PQ > kParallelGrain)
+void rows_to_images(const T* src, int64_t nb, int64_t K, int64_t PQ, const T* bias, T* y) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (nb * K * PQ > kParallelGrain)
   for (int64_t i = 0; i < nb; ++i)
     for (int64_t k = 0; k < K; ++k) {
       const T* in = src + (k * nb + i) * PQ;
@@ -199,8 +194,8 @@ void rows_to_images(const T* src, int64_t nb, int64_t K, int64_t PQ, const T* bi
 
 // y [nb, K, PQ] += bias[k].
 template <class T>
-void add_bias(T* y, int64_t nb, int64_t K, int64_t PQ, const T* bias, bool threads) {
-#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (threads && nb * K * PQ > kParallelGrain)
+void add_bias(T* y, int64_t nb, int64_t K, int64_t PQ, const T* bias) {
+#pragma omp parallel for collapse(2) schedule(dynamic, 16) if (nb * K * PQ > kParallelGrain)
   for (int64_t i = 0; i < nb; ++i)
     for (int64_t k = 0; k < K; ++k) {
       T* out = y + (i * K + k) * PQ;
@@ -212,13 +207,12 @@ template <class T>
 void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g(p);
   if (p.N == 0) return;
-  const bool threads = loops_may_use_openmp();
   if (use_direct_pointwise(p, g)) {
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t grp = 0; grp < g.G; ++grp)
         gemm(t, false, false, g.Kg, g.HW, g.Cg, w + grp * g.Kg * g.Cg, g.Cg, x + (n * p.C + grp * g.Cg) * g.HW,
              g.HW, 0.0, y + (n * p.K + grp * g.Kg) * g.PQ, g.PQ);
-    if (bias) add_bias(y, p.N, p.K, g.PQ, bias, threads);
+    if (bias) add_bias(y, p.N, p.K, g.PQ, bias);
     return;
   }
   const int64_t nb_max = images_per_chunk(p, g, sizeof(T));
@@ -226,16 +220,16 @@ void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const 
   auto rows = scratch<T>(nb_max > 1 ? p.K * nb_max * g.PQ : 0);
   for (int64_t n0 = 0; n0 < p.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
-    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get(), threads);
+    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get());
     // One image: the GEMM output [K, PQ] is already y's layout.
     T* out = nb == 1 ? y + n0 * p.K * g.PQ : rows.get();
     for (int64_t grp = 0; grp < g.G; ++grp)
       gemm(t, false, false, g.Kg, cols, g.CRSg, w + grp * g.Kg * g.CRSg, g.CRSg, col.get() + grp * g.CRSg * cols,
            cols, 0.0, out + grp * g.Kg * cols, cols);
     if (nb == 1) {
-      if (bias) add_bias(out, 1, p.K, g.PQ, bias, threads);
+      if (bias) add_bias(out, 1, p.K, g.PQ, bias);
     } else {
-      rows_to_images(out, nb, p.K, g.PQ, bias, y + n0 * p.K * g.PQ, threads);
+      rows_to_images(out, nb, p.K, g.PQ, bias, y + n0 * p.K * g.PQ);
     }
   }
 }
@@ -244,7 +238,6 @@ template <class T>
 void backward_data_impl(DType t, const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   const Geometry g(p);
   if (p.N == 0) return;
-  const bool threads = loops_may_use_openmp();
   if (use_direct_pointwise(p, g)) {
     // dx[n]_g [Cg, HW] = W_gᵀ [Cg, Kg] · dy[n]_g [Kg, HW]
     for (int64_t n = 0; n < p.N; ++n)
@@ -260,14 +253,14 @@ void backward_data_impl(DType t, const Conv2dParams& p, const T* dy, const T* w,
     const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
     const T* dy_chunk = dy + n0 * p.K * g.PQ;
     if (nb > 1) {
-      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get(), threads);
+      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get());
       dy_chunk = rows.get();
     }
     // dcol_g [CRSg, cols] = W_gᵀ [CRSg, Kg] · dy_g [Kg, cols]
     for (int64_t grp = 0; grp < g.G; ++grp)
       gemm(t, true, false, g.CRSg, cols, g.Kg, w + grp * g.Kg * g.CRSg, g.CRSg, dy_chunk + grp * g.Kg * cols, cols,
            0.0, col.get() + grp * g.CRSg * cols, cols);
-    col2im(p, g, col.get(), nb, dx + n0 * p.C * g.HW, threads);
+    col2im(p, g, col.get(), nb, dx + n0 * p.C * g.HW);
   }
 }
 
@@ -278,7 +271,6 @@ void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* 
     std::fill(dw, dw + p.K * g.CRSg, T(0));
     return;
   }
-  const bool threads = loops_may_use_openmp();
   if (use_direct_pointwise(p, g)) {
     // dw_g [Kg, Cg] (+)= dy[n]_g [Kg, HW] · x[n]_gᵀ [HW, Cg]; the first image overwrites.
     for (int64_t n = 0; n < p.N; ++n)
@@ -292,10 +284,10 @@ void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* 
   auto rows = scratch<T>(nb_max > 1 ? p.K * nb_max * g.PQ : 0);
   for (int64_t n0 = 0; n0 < p.N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, p.N - n0), cols = nb * g.PQ;
-    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get(), threads);
+    im2col(p, g, x + n0 * p.C * g.HW, nb, col.get());
     const T* dy_chunk = dy + n0 * p.K * g.PQ;
     if (nb > 1) {
-      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get(), threads);
+      images_to_rows(dy_chunk, nb, p.K, g.PQ, rows.get());
       dy_chunk = rows.get();
     }
     // dw_g [Kg, CRSg] (+)= dy_g [Kg, cols] · col_gᵀ [cols, CRSg]; the first chunk overwrites.
@@ -309,7 +301,7 @@ template <class T>
 void backward_bias_impl(const Conv2dParams& p, const T* dy, T* db) {
   const int64_t PQ = p.P() * p.Q();
   // Sums in double: a batch of 32 images of 32x32 adds 32768 terms per channel.
-#pragma omp parallel for schedule(dynamic, 4) if (loops_may_use_openmp() && p.N * p.K * PQ > kParallelGrain)
+#pragma omp parallel for schedule(dynamic, 4) if (p.N * p.K * PQ > kParallelGrain)
   for (int64_t k = 0; k < p.K; ++k) {
     double total = 0;
     for (int64_t n = 0; n < p.N; ++n) {

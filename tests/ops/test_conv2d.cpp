@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
@@ -61,7 +62,7 @@ std::vector<Config> forward_configs() {
       make("kernel larger than the image", 2, 2, 3, 3, 3, 5, 5, {.stride = 1, .padding = 1}, true),
       make("one pixel", 1, 1, 1, 1, 1, 1, 1, {}, true),
       make("4x4 layer, 3x3 pad 1", 3, 8, 4, 4, 16, 3, 3, {.stride = 1, .padding = 1}, true),
-      // Large enough for the kernels' loops to use threads (behind our GEMM).
+      // Large enough for the kernels' own loops (im2col, col2im, copies) to run on several threads.
       make("threaded 3x3 pad 1, groups 2", 3, 16, 20, 19, 8, 3, 3, {.stride = 1, .padding = 1, .groups = 2}, true),
       make("threaded 1x1 wide images", 2, 32, 24, 24, 8, 1, 1, {}, true),
   };
@@ -89,14 +90,18 @@ double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-5 : 1e-12; }
 
 }  // namespace
 
-// Runs `body` once with the GEMM the dispatch slot holds and once with our own GEMM in the slot: the CPU
-// convolution threads its own loops only behind our (OpenMP) GEMM, so both ways must be covered.
+// Runs `body` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built): the
+// convolution must be right whichever GEMM it calls. The slot is restored afterwards.
 template <class Body>
 void with_each_gemm(Body&& body) {
   const GemmFn registered = kernels().gemm.cpu;
-  for (GemmFn g : {registered, GemmFn(cpu::gemm_ours)}) {
-    kernels().gemm.cpu = g;
-    CAPTURE(g == cpu::gemm_ours ? "our GEMM" : "the registered GEMM");
+  std::vector<std::pair<const char*, GemmFn>> gemms = {{"our GEMM", cpu::gemm_ours}};
+#if defined(SCPN_HAVE_OPENBLAS)
+  gemms.push_back({"OpenBLAS", cpu::gemm_openblas});
+#endif
+  for (const auto& [name, fn] : gemms) {
+    kernels().gemm.cpu = fn;
+    CAPTURE(name);
     body();
   }
   kernels().gemm.cpu = registered;
