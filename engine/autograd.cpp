@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/context.h"
 #include "kernels/registry.h"
 
 namespace scpn {
@@ -13,7 +14,7 @@ thread_local bool g_grad_enabled = true;
 
 // dst += src, both the same shape, dtype and device.
 void add_into(const Tensor& dst, const Tensor& src) {
-  kernels().axpy.on(dst.device())(ExecContext{dst.device()}, dst.dtype(), dst.numel(), 1.0, src.raw_data(),
+  kernels().axpy.on(dst.device())(exec_context(dst.device()), dst.dtype(), dst.numel(), 1.0, src.raw_data(),
                                   dst.raw_data());
 }
 

@@ -2,6 +2,10 @@
 // CUDA registration (which also installs device memory when a device is present).
 #include "kernels/registry.h"
 
+#if defined(SCPN_WITH_CUDA)
+#include "engine/cuda/runtime.h"
+#endif
+
 namespace scpn {
 
 KernelTable& kernels() {
@@ -9,6 +13,8 @@ KernelTable& kernels() {
     auto* t = new KernelTable();  // never freed: kernels may run during static destruction
     register_cpu_kernels(*t);
 #if defined(SCPN_WITH_CUDA)
+    // Hooks are installed even without a device: using cuda:N then fails with the reason, not a crash.
+    cuda::install();
     register_cuda_kernels(*t);
 #endif
     return t;

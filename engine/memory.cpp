@@ -6,6 +6,7 @@
 #include <new>
 
 #include "kernels/common/error.h"
+#include "kernels/registry.h"
 
 namespace scpn {
 
@@ -21,7 +22,10 @@ void require_cuda(Device d) {
 }  // namespace
 
 void set_cuda_memory(const DeviceMemory& ops) { cuda_ops() = ops; }
-bool cuda_memory_available() { return cuda_ops().allocate != nullptr; }
+bool cuda_memory_available() {
+  kernels();  // the first use of the table installs the CUDA backend's hooks (engine/dispatch.cpp)
+  return cuda_ops().allocate != nullptr;
+}
 
 void* allocate_bytes(size_t bytes, Device device) {
   if (device.is_cuda()) {

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "engine/autograd.h"
+#include "engine/context.h"
 #include "engine/memory.h"
 #include "kernels/common/philox.h"
 #include "kernels/registry.h"
@@ -27,7 +28,7 @@ int64_t shape_numel(const Shape& s) {
 Storage::Storage(size_t nbytes, Device d) : bytes(nbytes), device(d) { data = allocate_bytes(nbytes, d); }
 Storage::~Storage() { release_bytes(data, bytes, device); }
 
-static ExecContext ctx_for(Device d) { return ExecContext{d}; }
+static ExecContext ctx_for(Device d) { return exec_context(d); }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   for (int64_t d : shape)

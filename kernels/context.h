@@ -1,15 +1,28 @@
-// What a kernel is handed besides its operands: the device it runs on and, for CUDA, the stream and
-// library handles of that device's context. CPU kernels only read `device`.
+// What a kernel is handed besides its operands: the device it runs on and, for CUDA, that device's
+// context — stream, library handles, scratch memory from the caching allocator and the math mode.
+// CPU kernels only read `device`.
 #pragma once
+#include <cstddef>
+
 #include "kernels/common/dtype.h"
 
 namespace scpn {
 
 struct ExecContext {
   Device device;
-  void* stream = nullptr;  // cudaStream_t on CUDA
-  void* blas = nullptr;    // cublasHandle_t
-  void* dnn = nullptr;     // cudnnHandle_t
+  void* stream = nullptr;   // cudaStream_t: the device's one compute stream
+  void* blas = nullptr;     // cublasHandle_t, bound to `stream`
+  void* blas_lt = nullptr;  // cublasLtHandle_t
+  void* dnn = nullptr;      // cudnnHandle_t, bound to `stream`
+  // Scratch device memory (cuDNN workspaces, CUB temporaries) from the caching allocator. A buffer may be
+  // released as soon as the work using it is enqueued: memory is reused only by later work on the same
+  // stream, which runs after it (kernels/cuda/scratch.h wraps the pair).
+  void* (*allocate)(size_t bytes, int device_index) = nullptr;
+  void (*release)(void* ptr, size_t bytes, int device_index) = nullptr;
+  // Math mode (engine/cuda/runtime.h): TF32 tensor cores for f32 convolutions and GEMMs, and whether
+  // only deterministic algorithms may run. Parity tests turn TF32 off and determinism on.
+  bool allow_tf32 = true;
+  bool deterministic = false;
 };
 
 inline constexpr int kMaxDims = 8;

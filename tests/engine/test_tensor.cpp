@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "engine/devices.h"
 #include "engine/tensor.h"
 #include "kernels/common/philox.h"
 #include "tests/support/check.h"
@@ -125,9 +126,18 @@ TEST_CASE("kaiming initialisation bounds") {
   CHECK(bound == doctest::Approx(1.0 / 12.0));
 }
 
-TEST_CASE("cuda tensors without a CUDA backend give a clear error") {
-  CHECK_THROWS_WITH_AS(zeros({2}, DType::f32, cuda_device(0)),
-                       "device cuda:0 requested but this build has no CUDA backend or no CUDA device", Error);
+TEST_CASE("cuda tensors without a CUDA backend or device give a clear error") {
+  // A device index past the last device fails the same way in every build, with or without a GPU.
+  const int missing = cuda_device_count();
+  const std::string device = cat("cuda:", missing);
+  if (cuda_backend_built()) {
+    CHECK_THROWS_WITH_AS(zeros({2}, DType::f32, cuda_device(missing)),
+                         doctest::Contains(("device " + device + " does not exist").c_str()), Error);
+  } else {
+    CHECK_THROWS_WITH_AS(zeros({2}, DType::f32, cuda_device(missing)),
+                         ("device " + device + " requested but this build has no CUDA backend or no CUDA device").c_str(),
+                         Error);
+  }
 }
 
 TEST_CASE("printing") {
