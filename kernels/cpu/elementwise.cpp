@@ -4,41 +4,44 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/common/half.h"
-#include "kernels/common/philox.h"
+#include "kernels/common/elementwise_math.h"
+#include "kernels/common/random_transform.h"
+#include "kernels/common/scalar_convert.h"
 #include "kernels/cpu/dtype_switch.h"
 
 namespace scpn::cpu {
 
 namespace {
+// The conversions are scalar_convert.h's, shared with the CUDA backend (same bits for NaN, rounding and
+// out-of-range integers on both).
 double load(DType t, const void* p, int64_t i) {
   switch (t) {
-    case DType::f32: return static_cast<const float*>(p)[i];
-    case DType::f64: return static_cast<const double*>(p)[i];
-    case DType::bf16: return bf16_to_float(static_cast<const bf16*>(p)[i]);
-    case DType::f16: return f16_to_float(static_cast<const f16*>(p)[i]);
-    case DType::i32: return static_cast<const int32_t*>(p)[i];
-    case DType::i64: return double(static_cast<const int64_t*>(p)[i]);
-    case DType::u8: return static_cast<const uint8_t*>(p)[i];
+    case DType::f32: return to_double(static_cast<const float*>(p)[i]);
+    case DType::f64: return to_double(static_cast<const double*>(p)[i]);
+    case DType::bf16: return to_double(static_cast<const bf16*>(p)[i]);
+    case DType::f16: return to_double(static_cast<const f16*>(p)[i]);
+    case DType::i32: return to_double(static_cast<const int32_t*>(p)[i]);
+    case DType::i64: return to_double(static_cast<const int64_t*>(p)[i]);
+    case DType::u8: return to_double(static_cast<const uint8_t*>(p)[i]);
   }
   return 0;
 }
 void store(DType t, void* p, int64_t i, double v) {
   switch (t) {
-    case DType::f32: static_cast<float*>(p)[i] = float(v); return;
+    case DType::f32: static_cast<float*>(p)[i] = from_double<float>(v); return;
     case DType::f64: static_cast<double*>(p)[i] = v; return;
-    case DType::bf16: static_cast<bf16*>(p)[i] = float_to_bf16(float(v)); return;
-    case DType::f16: static_cast<f16*>(p)[i] = float_to_f16(float(v)); return;
-    case DType::i32: static_cast<int32_t*>(p)[i] = int32_t(v); return;
-    case DType::i64: static_cast<int64_t*>(p)[i] = int64_t(v); return;
-    case DType::u8: static_cast<uint8_t*>(p)[i] = uint8_t(v); return;
+    case DType::bf16: static_cast<bf16*>(p)[i] = from_double<bf16>(v); return;
+    case DType::f16: static_cast<f16*>(p)[i] = from_double<f16>(v); return;
+    case DType::i32: static_cast<int32_t*>(p)[i] = from_double<int32_t>(v); return;
+    case DType::i64: static_cast<int64_t*>(p)[i] = from_double<int64_t>(v); return;
+    case DType::u8: static_cast<uint8_t*>(p)[i] = from_double<uint8_t>(v); return;
   }
 }
 }  // namespace
 
 void fill(const ExecContext&, DType t, int64_t n, double value, void* out) {
   if (t == DType::f32) {
-    float v = float(value);
+    float v = from_double<float>(value);
     float* o = static_cast<float*>(out);
     for (int64_t i = 0; i < n; ++i) o[i] = v;
     return;
@@ -47,42 +50,20 @@ void fill(const ExecContext&, DType t, int64_t n, double value, void* out) {
 }
 
 void cast(const ExecContext&, int64_t n, DType src_type, const void* src, DType dst_type, void* dst) {
-  // bf16/f16 are rounded from float (their only compute type), so f64 -> bf16 goes through f32.
-  bool via_float = dst_type == DType::bf16 || dst_type == DType::f16;
+  // bf16/f16 are rounded from float (their only compute type), so f64 -> bf16 goes through f32 (store).
 #pragma omp parallel for if (n > kParallelGrain)
-  for (int64_t i = 0; i < n; ++i) {
-    double v = load(src_type, src, i);
-    store(dst_type, dst, i, via_float ? double(float(v)) : v);
-  }
+  for (int64_t i = 0; i < n; ++i) store(dst_type, dst, i, load(src_type, src, i));
 }
 
 void random(const ExecContext&, DType t, int64_t n, RandomDist dist, double a, double b, uint64_t seed,
             uint64_t offset, void* out) {
 #pragma omp parallel for if (n > kParallelGrain)
   for (int64_t i = 0; i < n; ++i) {
-    double v = dist == RandomDist::uniform ? a + (b - a) * philox_uniform(seed, offset, uint64_t(i))
-                                           : a + b * philox_normal(seed, offset, uint64_t(i));
+    // random_transform.h: the same bits as the CUDA kernel for the same (seed, offset).
+    double v = dist == RandomDist::uniform ? random_uniform_value(a, b, seed, offset, uint64_t(i))
+                                           : random_normal_value(a, b, seed, offset, uint64_t(i));
     store(t, out, i, v);
   }
-}
-
-template <class T>
-static T apply_unary(UnaryOp op, T x, T alpha) {
-  switch (op) {
-    case UnaryOp::relu: return x > T(0) ? x : T(0);
-    case UnaryOp::abs: return std::abs(x);
-    case UnaryOp::sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::neg: return -x;
-    case UnaryOp::exp: return std::exp(x);
-    case UnaryOp::log: return std::log(x);
-    case UnaryOp::sqrt: return std::sqrt(x);
-    case UnaryOp::square: return x * x;
-    case UnaryOp::reciprocal: return T(1) / x;
-    case UnaryOp::add_scalar: return x + alpha;
-    case UnaryOp::mul_scalar: return x * alpha;
-    case UnaryOp::pow_scalar: return std::pow(x, alpha);
-  }
-  return x;
 }
 
 void unary(const ExecContext&, UnaryOp op, DType t, int64_t n, const void* x, double alpha, void* out) {
@@ -92,25 +73,8 @@ void unary(const ExecContext&, UnaryOp op, DType t, int64_t n, const void* x, do
     T* o = static_cast<T*>(out);
     T a = T(alpha);
 #pragma omp parallel for if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) o[i] = apply_unary(op, xs[i], a);
+    for (int64_t i = 0; i < n; ++i) o[i] = unary_value(op, xs[i], a);
   });
-}
-
-template <class T>
-static T apply_binary(BinaryOp op, T a, T b) {
-  switch (op) {
-    case BinaryOp::add: return a + b;
-    case BinaryOp::sub: return a - b;
-    case BinaryOp::mul: return a * b;
-    case BinaryOp::div: return a / b;
-    case BinaryOp::relu_backward: return b > T(0) ? a : T(0);
-    case BinaryOp::gt: return T(a > b);
-    case BinaryOp::ge: return T(a >= b);
-    case BinaryOp::eq: return T(a == b);
-    case BinaryOp::maximum: return a > b ? a : b;
-    case BinaryOp::minimum: return a < b ? a : b;
-  }
-  return a;
 }
 
 // Walks the output in row-major order; the innermost dimension is a tight loop with fixed strides.
@@ -143,7 +107,7 @@ void binary(const ExecContext&, BinaryOp op, DType t, const BroadcastLayout& L, 
       } else if (sa == 1 && sb == 1 && op == BinaryOp::mul) {
         for (int64_t i = 0; i < inner; ++i) o[i] = ra[i] * rb[i];
       } else {
-        for (int64_t i = 0; i < inner; ++i) o[i] = apply_binary(op, ra[i * sa], rb[i * sb]);
+        for (int64_t i = 0; i < inner; ++i) o[i] = binary_value(op, ra[i * sa], rb[i * sb]);
       }
     }
   });

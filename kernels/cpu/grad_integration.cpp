@@ -1,6 +1,7 @@
 // CPU gradient integration (kernels/grad_integration.h): per-row Gram matrices of the K task gradients,
 // the `last`/`chain` projection rules applied to those small matrices, cosine weights, and one combining
-// pass. Also the sum-of-squares and scale kernels behind the global-norm clip. Tested by
+// pass (the per-row and per-tensor steps are kernels/common/grad_integration_rule.h, shared with the CUDA
+// kernel). Also the sum-of-squares and scale kernels behind the global-norm clip. Tested by
 // tests/train/test_integration.cpp against explicit-vector loops.
 #include "kernels/grad_integration.h"
 
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "kernels/common/error.h"
+#include "kernels/common/grad_integration_rule.h"
 #include "kernels/cpu/dtype_switch.h"
 
 namespace scpn::cpu {
@@ -18,9 +20,6 @@ namespace {
 // Partial sums cover fixed chunks of a row and are added in chunk order: the same result whatever the
 // number of threads (a GPU block per chunk reproduces it too).
 constexpr int64_t kChunk = 4096;
-constexpr double kProjectionEps = 1e-8;  // ‖gⱼ‖² + 1e-8 in the projection
-constexpr double kNormEps = 1e-8;        // torch's cosine_similarity clamps each norm to at least this
-constexpr double kWeightEps = 1e-8;      // Σa + 1e-8 in the normalisation of the weights
 
 // Upper triangle (a ≤ b) of the chunk's Gram matrix, added into gram [K·K]. Four accumulators per dot
 // give the CPU independent chains of additions (the order is fixed, so still deterministic).
@@ -42,41 +41,6 @@ void chunk_gram(const T* const* g, int K, int64_t begin, int64_t end, double* gr
       gram[a * K + b] += (s0 + s1) + (s2 + s3);
     }
   }
-}
-
-// The projection rule on one row: coefficients A [K·K] with hᵢ = Σₖ A[i·K + k]·gₖ, from the row's
-// symmetric Gram matrix G [K·K]. Returns how many tasks were projected on this row.
-int64_t row_coefficients(const GradIntegrationArgs& args, const int32_t* order, const double* G, double* A) {
-  const int K = args.tasks;
-  int64_t projected = 0;
-  for (int i = 0; i < K; ++i) {
-    double* Ai = A + i * K;
-    std::fill(Ai, Ai + K, 0.0);
-    Ai[i] = 1.0;
-    bool touched = false;
-    for (int p = 0; p < K; ++p) {
-      const int j = order[p];
-      if (j == i) continue;
-      if (args.semantics == ConflictSemantics::last) {
-        const double d = G[i * K + j];  // ⟨gᵢ, gⱼ⟩ with the original gᵢ
-        if (d < 0) {
-          std::fill(Ai, Ai + K, 0.0);  // start again from gᵢ: the last conflicting partner decides
-          Ai[i] = 1.0;
-          Ai[j] = -d / (G[j * K + j] + kProjectionEps);
-          touched = true;
-        }
-      } else {
-        double d = 0;  // ⟨hᵢ, gⱼ⟩ with the current hᵢ = Σₖ Aᵢₖ gₖ
-        for (int k = 0; k < K; ++k) d += Ai[k] * G[k * K + j];
-        if (d < 0) {
-          Ai[j] -= d / (G[j * K + j] + kProjectionEps);
-          touched = true;
-        }
-      }
-    }
-    projected += touched ? 1 : 0;
-  }
-  return projected;
 }
 
 template <class T>
@@ -112,6 +76,7 @@ void integrate_tensor(const GradIntegrationArgs& args, const GradIntegrationTens
   std::vector<double> coeff(size_t(rows) * KK);
   std::vector<double> h_dot_g(size_t(K), 0.0), h_norm2(size_t(K), 0.0), g_norm2(size_t(K), 0.0);
   std::vector<double> G(KK);
+  double row_hg[kMaxIntegrationTasks], row_hh[kMaxIntegrationTasks], row_gg[kMaxIntegrationTasks];
   int64_t projected = 0;
   for (int64_t r = 0; r < rows; ++r) {
     std::fill(G.begin(), G.end(), 0.0);
@@ -122,49 +87,26 @@ void integrate_tensor(const GradIntegrationArgs& args, const GradIntegrationTens
     for (int a = 0; a < K; ++a)
       for (int b = a + 1; b < K; ++b) G[size_t(b * K + a)] = G[size_t(a * K + b)];
     double* A = coeff.data() + size_t(r) * KK;
-    projected += row_coefficients(args, t.order, G.data(), A);
+    projected += integration_row_coefficients(args.semantics, K, t.order, G.data(), A);
+    integration_row_cosine_terms(K, G.data(), A, row_hg, row_hh, row_gg);
     for (int i = 0; i < K; ++i) {
-      const double* Ai = A + i * K;
-      double hg = 0, hh = 0;
-      for (int k = 0; k < K; ++k) {
-        hg += Ai[k] * G[size_t(k * K + i)];
-        double Gk_dot_A = 0;
-        for (int l = 0; l < K; ++l) Gk_dot_A += G[size_t(k * K + l)] * Ai[l];
-        hh += Ai[k] * Gk_dot_A;
-      }
-      h_dot_g[size_t(i)] += hg;
-      h_norm2[size_t(i)] += std::max(hh, 0.0);  // a quadratic form of a Gram matrix: ≥ 0 but for rounding
-      g_norm2[size_t(i)] += G[size_t(i * K + i)];
+      h_dot_g[size_t(i)] += row_hg[i];
+      h_norm2[size_t(i)] += row_hh[i];
+      g_norm2[size_t(i)] += row_gg[i];
     }
   }
 
   // Task weights over the whole tensor.
   std::vector<double> w(static_cast<size_t>(K));
-  if (args.weighting == TaskWeighting::none) {
-    std::fill(w.begin(), w.end(), 1.0 / K);
-  } else {
-    double total = 0;
-    for (int i = 0; i < K; ++i) {
-      const double hn = std::max(std::sqrt(h_norm2[size_t(i)]), kNormEps);
-      const double gn = std::max(std::sqrt(g_norm2[size_t(i)]), kNormEps);
-      const double cos = std::clamp(h_dot_g[size_t(i)] / (hn * gn), -1.0, 1.0);
-      w[size_t(i)] = std::pow((1.0 + cos) / 2.0, args.gamma);
-      total += w[size_t(i)];
-    }
-    for (double& wi : w) wi /= total + kWeightEps;
-  }
+  integration_task_weights(args.weighting, args.gamma, K, h_dot_g.data(), h_norm2.data(), g_norm2.data(), w.data());
   if (weights_out)
     for (int i = 0; i < K; ++i) weights_out[i] = w[size_t(i)];
   if (projected_out) *projected_out = projected;
 
   // Per row: out[r] = Σₖ βₖ gₖ[r], βₖ = K·Σᵢ wᵢ Aᵢₖ — one combination of the original gradients.
-  std::vector<double> beta(size_t(rows) * size_t(K), 0.0);
-  for (int64_t r = 0; r < rows; ++r) {
-    const double* A = coeff.data() + size_t(r) * KK;
-    double* br = beta.data() + size_t(r) * size_t(K);
-    for (int i = 0; i < K; ++i)
-      for (int k = 0; k < K; ++k) br[k] += double(K) * w[size_t(i)] * A[i * K + k];
-  }
+  std::vector<double> beta(size_t(rows) * size_t(K));
+  for (int64_t r = 0; r < rows; ++r)
+    integration_row_beta(K, w.data(), coeff.data() + size_t(r) * KK, beta.data() + size_t(r) * size_t(K));
 
   // Pass 2: combine. Every gradient's element e is read before out[e] is written (aliasing is allowed).
 #pragma omp parallel for schedule(static) if (parallel)

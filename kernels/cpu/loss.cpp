@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/common/cross_entropy.h"
 #include "kernels/common/logsumexp.h"
 #include "kernels/cpu/dtype_switch.h"
 
@@ -23,13 +24,10 @@ void cross_entropy_forward(const ExecContext&, DType t, const CrossEntropyParams
       const T* xr = xs + n * C;
       double row_lse = row_logsumexp(xr, C);
       lse[n] = row_lse;
-      double l = row_lse - (1.0 - eps) * double(xr[targets[n]]);
-      if (eps > 0) {  // skipped at ε = 0 so that 0 · (−inf) cannot turn a finite loss into NaN
-        double xsum = 0;
+      double xsum = 0;
+      if (eps > 0)  // the sum is only read when ε > 0 (see cross_entropy_row_loss)
         for (int64_t c = 0; c < C; ++c) xsum += double(xr[c]);
-        l -= eps / double(C) * xsum;
-      }
-      row_loss[size_t(n)] = l;
+      row_loss[size_t(n)] = cross_entropy_row_loss(row_lse, double(xr[targets[n]]), xsum, eps, C);
     }
     double total = 0;
     for (double l : row_loss) total += l;
@@ -46,8 +44,7 @@ void cross_entropy_backward(const ExecContext&, DType t, const CrossEntropyParam
     const int64_t C = p.classes;
     const double eps = p.label_smoothing;
     const double scale = double(*static_cast<const T*>(grad_loss)) / double(p.batch);
-    const double q_off = eps / double(C);  // smoothed target mass of every class
-    const double q_on = 1.0 - eps + q_off;  // ... plus the one-hot part at the target
+    const SmoothedTarget q = smoothed_target(eps, C);
 #pragma omp parallel for if (p.batch * C > kParallelGrain)
     for (int64_t n = 0; n < p.batch; ++n) {
       const T* xr = xs + n * C;
@@ -56,7 +53,7 @@ void cross_entropy_backward(const ExecContext&, DType t, const CrossEntropyParam
       int64_t target = targets[n];
       for (int64_t c = 0; c < C; ++c) {
         double prob = std::exp(double(xr[c]) - row_lse);
-        gr[c] = T(scale * (prob - (c == target ? q_on : q_off)));
+        gr[c] = T(scale * (prob - (c == target ? q.on : q.off)));
       }
     }
   });

@@ -4,8 +4,8 @@
 #include "kernels/pool.h"
 
 #include <algorithm>
-#include <cmath>
 
+#include "kernels/common/max_pool_window.h"
 #include "kernels/cpu/dtype_switch.h"
 
 namespace scpn::cpu {
@@ -21,33 +21,11 @@ void max_pool2d_forward(const ExecContext&, DType t, const MaxPool2dParams& p, c
       T* yp = static_cast<T*>(y) + q * out_plane;
       int32_t* ip = indices + q * out_plane;
       for (int64_t oh = 0; oh < p.out_h; ++oh) {
-        // The window clipped to the image: padded positions are -inf and can never win.
-        const int64_t h0 = oh * p.stride_h - p.pad_h;
-        const int64_t h_begin = std::max<int64_t>(h0, 0), h_end = std::min(h0 + p.kernel_h, p.h);
         for (int64_t ow = 0; ow < p.out_w; ++ow) {
-          const int64_t w0 = ow * p.stride_w - p.pad_w;
-          const int64_t w_begin = std::max<int64_t>(w0, 0), w_end = std::min(w0 + p.kernel_w, p.w);
-          // Start from the window's first real value (not -inf), so an all -inf window still has an index.
-          int64_t best_index = h_begin * p.w + w_begin;
-          T best = xp[best_index];
-          bool found_nan = std::isnan(best);
-          for (int64_t ih = h_begin; ih < h_end && !found_nan; ++ih) {
-            for (int64_t iw = w_begin; iw < w_end; ++iw) {
-              const T v = xp[ih * p.w + iw];
-              if (std::isnan(v)) {  // NaN propagates, as in PyTorch
-                best = v;
-                best_index = ih * p.w + iw;
-                found_nan = true;
-                break;
-              }
-              if (v > best) {
-                best = v;
-                best_index = ih * p.w + iw;
-              }
-            }
-          }
-          yp[oh * p.out_w + ow] = best;
-          ip[oh * p.out_w + ow] = int32_t(best_index);
+          // Tie and NaN rules live in the shared window scan (kernels/common/max_pool_window.h).
+          const WindowMax<T> best = max_pool_window(xp, p, oh, ow);
+          yp[oh * p.out_w + ow] = best.value;
+          ip[oh * p.out_w + ow] = int32_t(best.index);
         }
       }
     }
