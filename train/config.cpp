@@ -174,7 +174,7 @@ const std::vector<Entry>& table() {
       field("output.checkpoint_every", &TrainConfig::checkpoint_every, "steps between checkpoints (0 = each epoch end)",
             at_least<int64_t>(0)),
       field("output.save_final", &TrainConfig::save_final, "save the final weights (final.safetensors)"),
-      field("device", &TrainConfig::device, "auto (CUDA when present), cpu, or cuda:N"),
+      field("device", &TrainConfig::device, "auto or cpu (train_scpn runs on the CPU so far; cuda:N is refused)"),
   };
   return entries;
 }

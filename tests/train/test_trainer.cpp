@@ -98,7 +98,7 @@ TEST_CASE("missing data and impossible settings are rejected before training") {
   CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"data.root=/nonexistent/fmnist"}), TrainerOptions{.quiet = true}),
                        doctest::Contains("/nonexistent/fmnist"), Error);
   CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"device=cuda:0"}), TrainerOptions{.quiet = true}),
-                       "device: 'cuda:0' requested, but this build has no CUDA backend", Error);
+                       "device: 'cuda:0' requested, but train_scpn runs on the CPU only so far (use \"cpu\" or \"auto\")", Error);
   if (fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
     CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"data.train_limit=8"}), TrainerOptions{.quiet = true}),
                          "data: the training set has 8 images, fewer than train.batch_size = 16", Error);
