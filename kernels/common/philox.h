@@ -43,14 +43,8 @@ SCPN_HD double philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return uniform01(philox4x32_10(seed, offset + i / 4).w[i % 4]);
 }
 
-SCPN_HD double philox_normal(uint64_t seed, uint64_t offset, uint64_t i) {
-  PhiloxWords b = philox4x32_10(seed, offset + i / 2);
-  double u1 = (double(b.w[0] >> 8) + 1.0) * (1.0 / 16777216.0);  // (0, 1]: log is finite
-  double u2 = uniform01(b.w[1]);
-  double r = std::sqrt(-2.0 * std::log(u1));
-  const double two_pi = 6.283185307179586476925286766559;
-  return (i % 2 == 0) ? r * std::cos(two_pi * u2) : r * std::sin(two_pi * u2);
-}
+// Normal values come from one block per pair (Box-Muller): kernels/common/random_transform.h, shared by
+// both backends so that they write the same bits.
 
 // How many blocks a draw of n values consumes, so the next draw starts on fresh blocks.
 SCPN_HD uint64_t philox_uniform_blocks(uint64_t n) { return (n + 3) / 4; }
