@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <charconv>
+#include <string_view>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -25,17 +27,28 @@ struct DevicePool {
   int64_t cap = 0;
 };
 
+// SCPN_CUDA_MEMORY_CAP_MB: a whole number of MiB (0 = no cap); anything else is refused, not read as 0.
 int64_t initial_cap() {
   const char* e = std::getenv("SCPN_CUDA_MEMORY_CAP_MB");
-  return e ? std::atoll(e) * (int64_t(1) << 20) : 0;
+  if (!e) return 0;
+  const std::string_view text(e);
+  int64_t mib = -1;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), mib);
+  if (ec != std::errc() || end != text.data() + text.size() || mib < 0 || mib > (int64_t(1) << 40))
+    throw Error(cat("SCPN_CUDA_MEMORY_CAP_MB='", text, "' is not a whole number of MiB >= 0"));
+  return mib * (int64_t(1) << 20);
 }
 
 DevicePool& pool(int device_index) {
   static std::mutex m;
   static std::map<int, DevicePool> pools;  // std::map never moves its elements
   std::lock_guard lock(m);
-  auto [it, inserted] = pools.try_emplace(device_index);
-  if (inserted) it->second.cap = initial_cap();
+  auto it = pools.find(device_index);
+  if (it == pools.end()) {
+    const int64_t cap = initial_cap();  // may throw: then no pool is made, and the next call asks again
+    it = pools.try_emplace(device_index).first;
+    it->second.cap = cap;
+  }
   return it->second;
 }
 

@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -169,6 +170,19 @@ TEST_CASE("size classes: multiples of 512 bytes, monotonic, idempotent, waste be
     previous_class = c;
   }
   CHECK(failures == 0);
+}
+
+TEST_CASE("SCPN_CUDA_MEMORY_CAP_MB: a value that is not a whole number of MiB is refused, naming the variable") {
+  // Read when a device's pool is first made; a device index no other test uses gives a fresh pool.
+  const int fresh_device = 61;
+  ::setenv("SCPN_CUDA_MEMORY_CAP_MB", "12GB", 1);
+  CHECK_THROWS_WITH_AS(cuda::memory_stats(fresh_device),
+                       "SCPN_CUDA_MEMORY_CAP_MB='12GB' is not a whole number of MiB >= 0", Error);
+  ::setenv("SCPN_CUDA_MEMORY_CAP_MB", "-5", 1);
+  CHECK_THROWS_AS(cuda::memory_stats(fresh_device), Error);
+  ::setenv("SCPN_CUDA_MEMORY_CAP_MB", "512", 1);
+  CHECK(cuda::memory_stats(fresh_device).reserved == 0);  // accepted: the pool now exists, with its cap
+  ::unsetenv("SCPN_CUDA_MEMORY_CAP_MB");
 }
 
 TEST_CASE("math mode: parity mode turns TF32 off and determinism on for a scope, then restores") {
