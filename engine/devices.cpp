@@ -1,5 +1,9 @@
 #include "engine/devices.h"
 
+#include <cctype>
+
+#include "kernels/common/error.h"
+
 #if defined(SCPN_WITH_CUDA)
 #include "engine/cuda/runtime.h"
 #endif
@@ -15,5 +19,27 @@ bool cuda_backend_built() { return false; }
 int cuda_device_count() { return 0; }
 std::string no_cuda_device_reason() { return "this build has no CUDA backend (configure with -DSCPN_CUDA=ON)"; }
 #endif
+
+Device parse_device(const std::string& text, const std::string& what) {
+  if (text == "cpu") return kCPU;
+  const std::string prefix = "cuda:";
+  const std::string digits = text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : "";
+  bool whole_number = !digits.empty() && digits.size() <= 4;
+  for (char c : digits) whole_number = whole_number && std::isdigit(static_cast<unsigned char>(c));
+  SCPN_CHECK(whole_number, what, ": '", text, "' is not a device (expected cpu or cuda:N, e.g. cuda:0)");
+  return cuda_device(std::stoi(digits));
+}
+
+Device resolve_device(const std::string& text, const std::string& what) {
+  if (text == "auto") return cuda_device_count() > 0 ? cuda_device(0) : kCPU;
+  const Device d = parse_device(text, what);
+  if (d.is_cuda() && d.index >= cuda_device_count()) {
+    const int count = cuda_device_count();
+    throw Error(cat(what, ": ", d.str(), " requested, but ",
+                    count == 0 ? cat("no CUDA device is usable (", no_cuda_device_reason(), ")")
+                               : cat("only ", count, " CUDA device(s) are visible (cuda:0 to cuda:", count - 1, ")")));
+  }
+  return d;
+}
 
 }  // namespace scpn

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 
+#include "engine/devices.h"
 #include "kernels/common/error.h"
 
 namespace scpn::train {
@@ -174,7 +175,7 @@ const std::vector<Entry>& table() {
       field("output.checkpoint_every", &TrainConfig::checkpoint_every, "steps between checkpoints (0 = each epoch end)",
             at_least<int64_t>(0)),
       field("output.save_final", &TrainConfig::save_final, "save the final weights (final.safetensors)"),
-      field("device", &TrainConfig::device, "auto or cpu (train_scpn runs on the CPU so far; cuda:N is refused)"),
+      field("device", &TrainConfig::device, "auto (cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N"),
   };
   return entries;
 }
@@ -197,8 +198,7 @@ void check_consistency(const TrainConfig& c) {
   for (size_t i = 1; i < c.milestones.size(); ++i)
     SCPN_CHECK(c.milestones[i] > c.milestones[i - 1], "train.milestones: must be strictly increasing");
   for (int64_t k : c.recall_k) SCPN_CHECK(k >= 1, "eval.recall_k: ", k, " must be >= 1");
-  SCPN_CHECK(c.device == "auto" || c.device == "cpu" || c.device.rfind("cuda:", 0) == 0,
-             "device: '", c.device, "' is not auto, cpu or cuda:N");
+  if (c.device != "auto") parse_device(c.device, "device");  // the form only: the device may be on another machine
   if (c.mode == "parent")
     SCPN_CHECK(c.extra_random_capacities == 0, "train.extra_random_capacities: only for modes scpn and sum");
 }

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "engine/autograd.h"
+#include "engine/devices.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/safetensors.h"
@@ -62,6 +63,7 @@ struct Trainer::State {
   double best_accuracy = -1;
   std::ofstream metrics;
   bool tty = false;
+  Device device;  // where the model, its optimizer state and each batch live; data stays on the host
 
   void setup_model();
   void save_training_checkpoint(const std::string& path);
@@ -99,6 +101,9 @@ void Trainer::State::setup_model() {
     load_into(file, targets, lo);
     for (auto& [buffer, parent] : seeded) buffer.copy_(targets.at(parent));
   }
+  // Before the optimizer and the step: they keep handles to the parameter tensors, which Module::to
+  // replaces. Initialising on the host and moving gives every device the same starting weights.
+  model->to(device);
 
   SgdOptions decay{.momentum = cfg.momentum, .weight_decay = cfg.weight_decay};
   SgdOptions no_decay{.momentum = cfg.momentum, .weight_decay = 0};
@@ -186,10 +191,7 @@ double Trainer::State::parent_test_accuracy() {
 Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
   s_->cfg = std::move(config);
   s_->opt = std::move(options);
-  // The engine's ops run on CUDA (tests/gpu), but the trainer's device path (moving the model, batches and
-  // evaluation images) is not wired yet, so "auto" means the CPU for now.
-  SCPN_CHECK(s_->cfg.device == "auto" || s_->cfg.device == "cpu", "device: '", s_->cfg.device,
-             "' requested, but train_scpn runs on the CPU only so far (use \"cpu\" or \"auto\")");
+  s_->device = resolve_device(s_->cfg.device, "device");
   s_->tty = !s_->opt.quiet && ::isatty(STDERR_FILENO);
   s_->data = std::make_unique<ExperimentData>(s_->cfg);
   s_->loader = std::make_unique<data::Loader>(s_->data->train_set, s_->data->train_transforms,
@@ -225,9 +227,10 @@ TrainSummary Trainer::run() {
   int64_t first_step = s.global_step;
   double last_loss = 0;
   if (!s.opt.quiet)
-    std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s\n",
+    std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s, on %s\n",
                  cfg.arch.c_str(), cfg.granularity.c_str(), (long long)s.model->parameter_count(),
-                 (long long)s.data->train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str());
+                 (long long)s.data->train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str(),
+                 s.device.str().c_str());
 
   while (s.global_step < s.total_steps && s.epoch < cfg.epochs) {
     s.model->train();
@@ -237,7 +240,7 @@ TrainSummary Trainer::run() {
     while (s.global_step < s.total_steps) {
       std::optional<data::Batch> b = s.loader->next();
       if (!b) break;
-      StepResult r = s.step->run(b->images, b->labels, s.global_step);
+      StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), s.global_step);
       ++s.global_step;
       ++s.batch;
       last_loss = r.parent_loss;

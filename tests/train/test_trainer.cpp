@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "engine/devices.h"
 #include "train/trainer.h"
 
 using namespace scpn;
@@ -97,8 +98,14 @@ TEST_CASE("the final evaluation reports every capacity, re-estimating the untrai
 TEST_CASE("missing data and impossible settings are rejected before training") {
   CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"data.root=/nonexistent/fmnist"}), TrainerOptions{.quiet = true}),
                        doctest::Contains("/nonexistent/fmnist"), Error);
-  CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"device=cuda:0"}), TrainerOptions{.quiet = true}),
-                       "device: 'cuda:0' requested, but train_scpn runs on the CPU only so far (use \"cpu\" or \"auto\")", Error);
+  // A device past the last one (cuda:0 on a machine without a GPU) is refused with the reason.
+  const int missing = cuda_device_count();
+  const std::string expected =
+      missing == 0 ? cat("device: cuda:0 requested, but no CUDA device is usable (", no_cuda_device_reason(), ")")
+                   : cat("device: cuda:", missing, " requested, but only ", missing, " CUDA device(s) are visible (cuda:0 to cuda:",
+                         missing - 1, ")");
+  CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {cat("device=cuda:", missing)}), TrainerOptions{.quiet = true}),
+                       expected.c_str(), Error);
   if (fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
     CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"data.train_limit=8"}), TrainerOptions{.quiet = true}),
                          "data: the training set has 8 images, fewer than train.batch_size = 16", Error);

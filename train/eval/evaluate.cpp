@@ -16,14 +16,14 @@ using models::ResNet;
 Embedding embed(const ResNet& model, const Tensor& images, const ForwardContext& ctx, int64_t batch_size) {
   SCPN_CHECK(!model.is_training(), "embed: the model must be in eval mode");
   NoGradGuard no_grad;
+  const Device device = model.named_parameters().front().second.device();
   int64_t n = images.size(0);
-  std::vector<Tensor> feats, logits;
   Embedding e;
   e.features = Tensor::empty({n, model.config().feature_dim}, DType::f32);
   e.logits = Tensor::empty({n, model.config().num_classes}, DType::f32);
   for (int64_t b = 0; b < n; b += batch_size) {
     int64_t end = std::min(n, b + batch_size);
-    models::ResNetOutput out = model.forward(images.slice(b, end), ctx);
+    models::ResNetOutput out = model.forward(images.slice(b, end).to(device), ctx);
     e.features.slice(b, end).copy_(l2_normalize(out.feature).to(kCPU));
     e.logits.slice(b, end).copy_(out.logits.to(kCPU));
   }
@@ -34,12 +34,13 @@ void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const st
   models::check_capacity("reestimate_bn_stats", capacity);
   SCPN_CHECK(capacity < 1.0, "reestimate_bn_stats: the parent's statistics are trained, not re-estimated");
   model.add_bn_capacity(capacity);
+  const Device device = model.named_parameters().front().second.device();
   model.train();
   NoGradGuard no_grad;
   for (int64_t t = 0; t < count; ++t) {
     // Momentum 1/(t+1) turns the running update into the running mean of the batches seen so far.
     ForwardContext ctx{capacity, BnStatsMode::own, 1.0 / double(t + 1)};
-    model.forward(next_batch(t), ctx);
+    model.forward(next_batch(t).to(device), ctx);
   }
   model.eval();
 }
