@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "engine/devices.h"
 #include "models/checkpoint.h"
 #include "train/eval/model_source.h"
 #include "train/eval/sweep.h"
@@ -18,7 +19,7 @@ namespace {
 
 const char* const kUsage = R"(usage: eval (--run DIR | --checkpoint CKPT --config CONFIG.json) [--output FOLDER]
             [--capacities LIST] [--reestimate-batches N] [--parent-bn yes|no]
-            [--gallery-checkpoint CKPT2|RUN2] [--title TEXT]
+            [--gallery-checkpoint CKPT2|RUN2] [--title TEXT] [--device D]
 
 Evaluates the subnetworks of a trained prunable network on the config's test set and writes a report.
 
@@ -36,6 +37,7 @@ Evaluates the subnetworks of a trained prunable network on the config's test set
   --gallery-checkpoint C queries by this model's subnetworks against the gallery of another model's parent
                          (a checkpoint, or a run folder's final.safetensors), to compare methods
   --title TEXT           the report's heading
+  --device D             auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
   -h, --help             this text
 
 Writes FOLDER/eval.json, eval.txt, compat_map.{svg,png}, compat_r1.{svg,png} (query capacity x gallery
@@ -48,7 +50,7 @@ Exit status: 0 on success, 1 on any error (one line on stderr).
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--run", "--checkpoint", "--config", "--output", "--capacities", "--reestimate-batches",
-                       "--parent-bn", "--gallery-checkpoint", "--title"});
+                       "--parent-bn", "--gallery-checkpoint", "--title", "--device"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -73,7 +75,9 @@ int run(int argc, char** argv) {
   options.trained = trained_capacities(cfg);
   if (!args.has("--capacities"))  // the default list shows the trained capacities too
     options.capacities.insert(options.capacities.end(), options.trained.begin(), options.trained.end());
+  const Device device = resolve_device(args.get("--device", "auto"), "--device");
   std::unique_ptr<models::ResNet> model = load_source_model(source);
+  model->to(device);
 
   std::unique_ptr<models::ResNet> other;
   std::string other_path = args.get("--gallery-checkpoint", "");
@@ -81,6 +85,7 @@ int run(int argc, char** argv) {
     if (std::filesystem::is_directory(other_path)) other_path += "/final.safetensors";
     SCPN_CHECK(std::filesystem::is_regular_file(other_path), "--gallery-checkpoint ", other_path, ": no such file");
     other = models::load_model(other_path);
+    other->to(device);
     other->eval();
   }
 

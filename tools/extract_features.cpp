@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "engine/safetensors.h"
+#include "engine/devices.h"
 #include "models/checkpoint.h"
 #include "models/features.h"
 #include "tools/cli_args.h"
@@ -15,10 +16,10 @@ using namespace scpn::models;
 namespace {
 
 const char* const kUsage = R"(usage: extract_features --checkpoint CKPT --input IMAGES --capacity C --output OUT
-                        [--granularity weight|channel] [--bn-stats own|parent] [--batch-size N]
+                        [--granularity weight|channel] [--bn-stats own|parent] [--batch-size N] [--device D]
 
 Computes the retrieval features (projector BatchNorm output, L2-normalised) of images with the subnetwork at
-capacity C of a model checkpoint, in eval mode, on the CPU.
+capacity C of a model checkpoint, in eval mode.
 
   --checkpoint CKPT   a model checkpoint (safetensors with "format" = "scpn-model", as train_scpn and
                       init_checkpoint write)
@@ -32,6 +33,7 @@ capacity C of a model checkpoint, in eval mode, on the CPU.
                       trained capacities; parent: the parent's statistics (the reference's behaviour; works
                       at any capacity)
   --batch-size N      images per forward pass (default 64; the result does not depend on it)
+  --device D          auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
   --output OUT        written atomically: float32 "features" [N, D], rows of unit L2 norm, with metadata
                       capacity, granularity, bn_stats, checkpoint, input
   -h, --help          this text
@@ -64,7 +66,7 @@ Tensor read_images(const std::string& path, const ResNetConfig& config) {
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--checkpoint", "--input", "--capacity", "--granularity", "--bn-stats", "--batch-size",
-                       "--output"});
+                       "--output", "--device"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -85,7 +87,9 @@ int run(int argc, char** argv) {
   SCPN_CHECK(granularity.empty() || granularity == "weight" || granularity == "channel", "--granularity: '",
              granularity, "' is not one of weight, channel");
 
+  const Device device = resolve_device(args.get("--device", "auto"), "--device");
   std::unique_ptr<ResNet> model = load_model(checkpoint);
+  model->to(device);
   const ResNetConfig& config = model->config();
   std::string trained = to_string(config.granularity);
   if (granularity.empty()) granularity = trained;

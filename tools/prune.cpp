@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "engine/devices.h"
 #include "models/features.h"
 #include "train/atomic_write.h"
 #include "train/eval/model_source.h"
@@ -19,6 +20,7 @@ namespace {
 
 const char* const kUsage = R"(usage: prune (--run DIR | --checkpoint CKPT --config CONFIG.json) --capacity C --output OUT.safetensors
              [--bn-stats own|reestimate|parent] [--reestimate-batches N] [--evaluate auto|yes|no] [--json FILE]
+             [--device D]
 
 Cuts the subnetwork at capacity C (any value in (0, 1], trained or not) out of a trained prunable network by
 the per-layer top-C rule on its scores, without fine-tuning, and writes it as a standalone model checkpoint.
@@ -39,6 +41,7 @@ the per-layer top-C rule on its scores, without fine-tuning, and writes it as a 
                          load_model, extract_features (at capacity 1) and train_scpn --init. Its masks go to
                          OUT.masks.safetensors (u8, one per scored conv).
   --json FILE            also write the summary and evaluation as JSON
+  --device D             auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
   -h, --help             this text
 
 Prints the parameters and multiply-accumulates (MACs) of the subnetwork and their ratio to the parent's.
@@ -52,7 +55,7 @@ Exit status: 0 on success, 1 on any error (one line on stderr).
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--run", "--checkpoint", "--config", "--capacity", "--bn-stats", "--reestimate-batches",
-                       "--evaluate", "--output", "--json"});
+                       "--evaluate", "--output", "--json", "--device"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
@@ -71,7 +74,9 @@ int run(int argc, char** argv) {
   SCPN_CHECK(when == "auto" || when == "yes" || when == "no", "--evaluate: '", when, "' is not one of auto, yes, no");
 
   ModelSource source = resolve_model_source(args.get("--run", ""), args.get("--checkpoint", ""), args.get("--config", ""));
+  const Device device = resolve_device(args.get("--device", "auto"), "--device");
   std::unique_ptr<models::ResNet> model = load_source_model(source);
+  model->to(device);
   options.source_name = source.checkpoint;
   options.image_size = source.config.image_size;
   options.recall_k = source.config.recall_k;

@@ -15,6 +15,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/cuda/runtime.h"
+#include "models/checkpoint.h"
+#include "models/extract.h"
+#include "models/features.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 #include "tests/train/data_fixtures.h"
@@ -140,6 +143,34 @@ TEST_CASE("train_scpn on cuda:0 follows the CPU run: losses, weights, evaluation
   }
   CHECK(worst_map < 0.02);
 
+  // Post-training pruning of the GPU-trained model on the GPU (what tools/prune and tools/extract_features
+  // do with --device cuda:0) against the same model loaded on the CPU: the subnetwork at an untrained
+  // capacity with the parent's statistics, and its features.
+  double worst_feature = 0;
+  {
+    models::save_model(root + "/gpu_model.safetensors", gpu.model());
+    std::unique_ptr<models::ResNet> on_cpu = models::load_model(root + "/gpu_model.safetensors");
+    on_cpu->eval();
+    Generator gen(3);
+    const Tensor images = normal({6, 1, 28, 28}, 0, 1, gen);
+    models::ExtractedModel cut_gpu = models::extract_subnetwork(gpu.model(), 0.4, models::BnStatsMode::parent);
+    models::ExtractedModel cut_cpu = models::extract_subnetwork(*on_cpu, 0.4, models::BnStatsMode::parent);
+    REQUIRE(cut_gpu.masks.size() == cut_cpu.masks.size());
+    for (size_t i = 0; i < cut_cpu.masks.size(); ++i) {
+      CAPTURE(cut_cpu.masks[i].first);
+      CHECK(cut_gpu.masks[i].second.to_vector() == cut_cpu.masks[i].second.to_vector());
+    }
+    cut_gpu.model->eval();
+    cut_cpu.model->eval();
+    const Tensor fg = models::extract_features(*cut_gpu.model, images, {1.0}, 4);
+    const Tensor fc = models::extract_features(*cut_cpu.model, images, {1.0}, 4);
+    CHECK(fg.device() == kCPU);
+    const test::CloseReport r = test::compare(fg, fc, 1e-4, 1e-3);
+    INFO(r.message);
+    CHECK(r.ok);
+    worst_feature = r.max_abs;
+  }
+
   // A run stopped on the GPU after 3 steps (mid-epoch) and resumed on the CPU ends where the CPU run ends.
   {
     Trainer first(config(root, root + "/moved", "cuda:0", {"train.steps=3"}), TrainerOptions{.quiet = true, .evaluate = false});
@@ -151,7 +182,7 @@ TEST_CASE("train_scpn on cuda:0 follows the CPU run: losses, weights, evaluation
   const double worst_moved = compare_states(second, cpu, 2e-3, 2e-2);
 
   std::printf("parity train_scpn cuda:0 vs cpu (8 steps, parity mode): parent loss step 1 cpu %.8g gpu %.8g, worst loss "
-              "rel. error %.3g, worst weight abs. error %.3g, worst mAP difference %.3g; resumed on the CPU from a GPU "
+              "rel. error %.3g, worst weight abs. error %.3g, worst mAP difference %.3g, pruned subnetwork (0.4) features worst abs. error %.3g; resumed on the CPU from a GPU "
               "checkpoint: worst weight abs. error %.3g\n",
-              lc[0], lg[0], worst_loss, worst_weight, worst_map, worst_moved);
+              lc[0], lg[0], worst_loss, worst_weight, worst_map, worst_feature, worst_moved);
 }
