@@ -40,13 +40,15 @@ int64_t initial_cap() {
 }
 
 DevicePool& pool(int device_index) {
-  static std::mutex m;
-  static std::map<int, DevicePool> pools;  // std::map never moves its elements
-  std::lock_guard lock(m);
-  auto it = pools.find(device_index);
-  if (it == pools.end()) {
+  // Never destroyed, like the kernel table (engine/dispatch.cpp): a tensor released during static
+  // destruction (a static model, a kernel run from a destructor) must still find its pool.
+  static auto* m = new std::mutex;
+  static auto* pools = new std::map<int, DevicePool>;  // std::map never moves its elements
+  std::lock_guard lock(*m);
+  auto it = pools->find(device_index);
+  if (it == pools->end()) {
     const int64_t cap = initial_cap();  // may throw: then no pool is made, and the next call asks again
-    it = pools.try_emplace(device_index).first;
+    it = pools->try_emplace(device_index).first;
     it->second.cap = cap;
   }
   return it->second;
@@ -56,16 +58,20 @@ DevicePool& pool(int device_index) {
 void release_cached(int device_index, DevicePool& p) {
   if (p.stats.cached_blocks == 0) return;
   SCPN_CUDA_CHECK(cudaSetDevice(device_index));
+  // A cached block may still be used by queued work (blocks are released once their work is enqueued).
+  // cudaFree is documented as synchronous only "for most use cases", so wait for the device explicitly.
+  SCPN_CUDA_CHECK(cudaDeviceSynchronize());
   for (auto& [bytes, blocks] : p.free_blocks) {
-    for (void* b : blocks) {
-      // cudaFree waits for the device: a cached block may still be read by queued work.
-      SCPN_CUDA_CHECK(cudaFree(b));
+    while (!blocks.empty()) {
+      // Out of the bin before the free: if cudaFree throws, no freed pointer stays to be handed out.
+      void* b = blocks.back();
+      blocks.pop_back();
+      --p.stats.cached_blocks;
       p.stats.reserved -= int64_t(bytes);
       ++p.stats.free_calls;
+      SCPN_CUDA_CHECK(cudaFree(b));
     }
-    blocks.clear();
   }
-  p.stats.cached_blocks = 0;
 }
 
 }  // namespace

@@ -109,14 +109,16 @@ void require_device(int index) {
 }
 
 DeviceContext& device_context(int index) {
-  static std::array<std::unique_ptr<DeviceContext>, kMaxDevices> contexts;
-  static std::mutex m;
+  // Never destroyed (contexts live until the process ends, see DeviceContext): kernels may run during
+  // static destruction (engine/dispatch.cpp), and must not find a destroyed table and mutex.
+  static auto* contexts = new std::array<DeviceContext*, kMaxDevices>{};
+  static auto* m = new std::mutex;
   require_device(index);
-  std::lock_guard lock(m);
-  if (!contexts[size_t(index)]) contexts[size_t(index)] = std::make_unique<DeviceContext>(index);
+  std::lock_guard lock(*m);
+  if (!(*contexts)[size_t(index)]) (*contexts)[size_t(index)] = new DeviceContext(index);
   // Kernels launch on the calling thread's current device; keep it the one asked for.
   SCPN_CUDA_CHECK(cudaSetDevice(index));
-  return *contexts[size_t(index)];
+  return *(*contexts)[size_t(index)];
 }
 
 ExecContext exec_context_for(int index) {

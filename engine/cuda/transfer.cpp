@@ -24,10 +24,11 @@ struct Staging {
 };
 
 Staging& staging(int device_index) {
-  static std::mutex m;
-  static std::map<int, Staging> per_device;
-  std::lock_guard lock(m);
-  return per_device[device_index];  // std::map never moves its elements
+  // Never destroyed (see the device pools in allocator.cpp): a copy during static destruction still works.
+  static auto* m = new std::mutex;
+  static auto* per_device = new std::map<int, Staging>;
+  std::lock_guard lock(*m);
+  return (*per_device)[device_index];  // std::map never moves its elements
 }
 
 cudaStream_t stream_of(int device_index) { return static_cast<cudaStream_t>(exec_context_for(device_index).stream); }
