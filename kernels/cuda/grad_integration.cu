@@ -10,13 +10,12 @@
 // and independent of the grid size. tests/gpu/test_grad_integration.cpp compares with the CPU kernels.
 #include <algorithm>
 #include <cstdint>
-#include <cstring>
-#include <optional>
 #include <vector>
 
 #include "kernels/common/grad_integration_rule.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/multi_tensor.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/grad_integration.h"
 
@@ -28,52 +27,8 @@ namespace {
 constexpr int64_t kChunk = 4096;
 // Elements per block work item of the element-wise scale.
 constexpr int64_t kScaleChunk = 16384;
-constexpr int64_t kMaxBlocks = 132 * 16;
 constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = kBlock / kWarp;
-
-unsigned blocks_for(int64_t items) { return unsigned(std::clamp<int64_t>(items, 1, kMaxBlocks)); }
-
-// Host arrays packed into one buffer and sent to the device in one copy; each array starts 16-byte aligned.
-class PackedUpload {
- public:
-  template <class U>
-  size_t append(const std::vector<U>& v) {
-    const size_t offset = (bytes_.size() + 15) / 16 * 16;
-    bytes_.resize(offset + v.size() * sizeof(U));
-    if (!v.empty()) std::memcpy(bytes_.data() + offset, v.data(), v.size() * sizeof(U));
-    return offset;
-  }
-  // A pageable source is staged by the driver before cudaMemcpyAsync returns, so the host bytes may go.
-  void send(const ExecContext& ctx) {
-    device_.emplace(ctx, bytes_.size());
-    SCPN_CUDA_CHECK(
-        cudaMemcpyAsync(device_->get(), bytes_.data(), bytes_.size(), cudaMemcpyHostToDevice, stream_of(ctx)));
-  }
-  template <class U>
-  const U* at(size_t offset) const {
-    return reinterpret_cast<const U*>(static_cast<const unsigned char*>(device_->get()) + offset);
-  }
-
- private:
-  std::vector<unsigned char> bytes_;
-  std::optional<Scratch> device_;
-};
-
-// The item (chunk or row) c belongs to the last list entry t with begin[t] <= c; begin has count + 1
-// entries, begin[0] = 0 <= c < begin[count]. Entries without items share their begin with the next entry,
-// so the last such t is never empty.
-__device__ inline int64_t owner_of(const int64_t* begin, int64_t count, int64_t c) {
-  int64_t lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (begin[mid] <= c)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
 
 // ---- integration ----------------------------------------------------------------------------------------
 
@@ -248,14 +203,6 @@ __global__ void scale_chunks_kernel(T* const* buffers, const int64_t* sizes, con
   }
 }
 
-// chunk_begin[count + 1] for buffers of the given sizes cut into chunks of `chunk` elements.
-std::vector<int64_t> chunk_offsets(const int64_t* sizes, int64_t count, int64_t chunk) {
-  std::vector<int64_t> begin(size_t(count) + 1, 0);
-  for (int64_t t = 0; t < count; ++t)
-    begin[size_t(t) + 1] = begin[size_t(t)] + (std::max<int64_t>(sizes[t], 0) + chunk - 1) / chunk;
-  return begin;
-}
-
 }  // namespace
 
 void grad_integrate(const ExecContext& ctx, DType dtype, const GradIntegrationArgs& args) {
@@ -311,8 +258,8 @@ void grad_integrate(const ExecContext& ctx, DType dtype, const GradIntegrationAr
     double* weights = args.weights ? args.weights : own_weights.as<double>();
 
     if (chunks > 0) {
-      gram_chunks_kernel<T><<<blocks_for(chunks), kBlock, 0, stream>>>(d_descs, d_chunk_begin, d_row_begin, count,
-                                                                        chunks, K, partial.as<double>());
+      gram_chunks_kernel<T><<<multi_tensor_blocks(chunks), kBlock, 0, stream>>>(
+          d_descs, d_chunk_begin, d_row_begin, count, chunks, K, partial.as<double>());
       SCPN_CUDA_LAUNCH_CHECK("gram_chunks_kernel");
     }
     if (rows > 0) {
@@ -326,8 +273,8 @@ void grad_integrate(const ExecContext& ctx, DType dtype, const GradIntegrationAr
         row_projected.as<int64_t>(), sums.as<double>(), weights, args.projected_rows);
     SCPN_CUDA_LAUNCH_CHECK("tensor_weights_kernel");
     if (chunks > 0) {
-      combine_chunks_kernel<T><<<blocks_for(chunks), kBlock, 0, stream>>>(d_descs, d_chunk_begin, d_row_begin, count,
-                                                                           chunks, K, coeff.as<double>(), weights);
+      combine_chunks_kernel<T><<<multi_tensor_blocks(chunks), kBlock, 0, stream>>>(
+          d_descs, d_chunk_begin, d_row_begin, count, chunks, K, coeff.as<double>(), weights);
       SCPN_CUDA_LAUNCH_CHECK("combine_chunks_kernel");
     }
   });
@@ -351,7 +298,7 @@ void grad_sum_squares(const ExecContext& ctx, DType dtype, const GradListArgs& l
     const int64_t chunks = chunk_begin.back();
     Scratch partial(ctx, size_t(chunks) * sizeof(double));
     if (chunks > 0) {
-      sum_squares_chunks_kernel<T><<<blocks_for(chunks), kBlock, 0, stream>>>(
+      sum_squares_chunks_kernel<T><<<multi_tensor_blocks(chunks), kBlock, 0, stream>>>(
           upload.at<const T*>(buffers_at), upload.at<int64_t>(sizes_at), upload.at<int64_t>(chunk_begin_at), count,
           chunks, partial.as<double>());
       SCPN_CUDA_LAUNCH_CHECK("sum_squares_chunks_kernel");
@@ -377,7 +324,7 @@ void grad_scale(const ExecContext& ctx, DType dtype, const GradListArgs& list, d
     const size_t buffers_at = upload.append(buffers), sizes_at = upload.append(sizes),
                  chunk_begin_at = upload.append(chunk_begin);
     upload.send(ctx);
-    scale_chunks_kernel<T><<<blocks_for(chunks), kBlock, 0, stream_of(ctx)>>>(
+    scale_chunks_kernel<T><<<multi_tensor_blocks(chunks), kBlock, 0, stream_of(ctx)>>>(
         upload.at<T*>(buffers_at), upload.at<int64_t>(sizes_at), upload.at<int64_t>(chunk_begin_at), count, chunks,
         T(factor));
     SCPN_CUDA_LAUNCH_CHECK("scale_chunks_kernel");

@@ -1,17 +1,16 @@
 // CUDA SGD and AdamW (contract: kernels/optimizer.h): the whole tensor list of a call in ONE launch
-// (multi-tensor apply). Each tensor is cut into chunks of kTensorChunk elements; a table of descriptors
-// and each tensor's first chunk goes to the device in one copy; every block takes chunks in a grid-stride
-// loop and finds the owning tensor by binary search. The element update is the CPU's own
-// (kernels/common/optimizer_update.h); tests/gpu/test_optimizer.cpp compares with the CPU kernels.
-#include <algorithm>
+// (multi-tensor apply, kernels/cuda/multi_tensor.h). Each tensor is cut into chunks of kTensorChunk
+// elements; a table of descriptors and each tensor's first chunk goes to the device in one copy; every
+// block takes chunks in a grid-stride loop and finds the owning tensor by binary search. The element
+// update is the CPU's own (kernels/common/optimizer_update.h); tests/gpu/test_optimizer.cpp compares with
+// the CPU kernels.
 #include <cstdint>
-#include <cstring>
 #include <vector>
 
 #include "kernels/common/optimizer_update.h"
 #include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
-#include "kernels/cuda/scratch.h"
+#include "kernels/cuda/multi_tensor.h"
 #include "kernels/optimizer.h"
 
 namespace scpn::cuda {
@@ -20,7 +19,6 @@ namespace {
 
 // Elements per block work item: small tensors (biases, BN) take one block each, large ones spread.
 constexpr int64_t kTensorChunk = 16384;
-constexpr int64_t kMaxBlocks = 132 * 16;
 
 template <class T>
 struct SgdTensorDesc {
@@ -41,53 +39,32 @@ struct AdamWTensorDesc {
   AdamWScalars<T> scalars;  // per tensor: the bias corrections depend on its step count
 };
 
-// The device copy of a descriptor table followed by chunk_begin[count + 1] (tensor t owns chunks
-// [chunk_begin[t], chunk_begin[t + 1])). Tensors without elements are left out on the host.
+// The device copy of a descriptor table and chunk_begin[count + 1] (tensor t owns chunks
+// [chunk_begin[t], chunk_begin[t + 1])), in one upload. Tensors without elements are left out on the host.
 template <class Desc>
 class TensorTable {
  public:
-  TensorTable(const ExecContext& ctx, const std::vector<Desc>& descs)
-      : count_(int64_t(descs.size())),
-        desc_bytes_((descs.size() * sizeof(Desc) + 7) / 8 * 8),
-        device_(ctx, desc_bytes_ + (descs.size() + 1) * sizeof(int64_t)) {
-    std::vector<unsigned char> host(device_.bytes());
-    std::memcpy(host.data(), descs.data(), descs.size() * sizeof(Desc));
-    int64_t chunk = 0;
-    for (size_t t = 0; t <= descs.size(); ++t) {
-      std::memcpy(host.data() + desc_bytes_ + t * sizeof(int64_t), &chunk, sizeof(int64_t));
-      if (t < descs.size()) chunk += (descs[t].n + kTensorChunk - 1) / kTensorChunk;
-    }
-    chunks_ = chunk;
-    // A pageable source is staged by the driver before the call returns, so `host` may die right after.
-    SCPN_CUDA_CHECK(cudaMemcpyAsync(device_.get(), host.data(), host.size(), cudaMemcpyHostToDevice, stream_of(ctx)));
+  TensorTable(const ExecContext& ctx, const std::vector<Desc>& descs) : count_(int64_t(descs.size())) {
+    std::vector<int64_t> sizes(descs.size());
+    for (size_t t = 0; t < descs.size(); ++t) sizes[t] = descs[t].n;
+    const std::vector<int64_t> chunk_begin = chunk_offsets(sizes.data(), count_, kTensorChunk);
+    chunks_ = chunk_begin.back();
+    descs_at_ = upload_.append(descs);
+    chunk_begin_at_ = upload_.append(chunk_begin);
+    upload_.send(ctx);
   }
-  const Desc* descs() const { return device_.as<Desc>(); }
-  const int64_t* chunk_begin() const {
-    return reinterpret_cast<const int64_t*>(static_cast<const unsigned char*>(device_.get()) + desc_bytes_);
-  }
+  const Desc* descs() const { return upload_.at<Desc>(descs_at_); }
+  const int64_t* chunk_begin() const { return upload_.at<int64_t>(chunk_begin_at_); }
   int64_t count() const { return count_; }
   int64_t chunks() const { return chunks_; }
-  unsigned blocks() const { return unsigned(std::clamp<int64_t>(chunks_, 1, kMaxBlocks)); }
+  unsigned blocks() const { return multi_tensor_blocks(chunks_); }
 
  private:
   int64_t count_;
-  size_t desc_bytes_;
-  Scratch device_;
   int64_t chunks_ = 0;
+  PackedUpload upload_;
+  size_t descs_at_ = 0, chunk_begin_at_ = 0;
 };
-
-// The tensor owning chunk c: the last t with chunk_begin[t] <= c (chunk_begin[0] = 0 <= c < chunk_begin[count]).
-__device__ inline int64_t owner_of(const int64_t* chunk_begin, int64_t count, int64_t c) {
-  int64_t lo = 0, hi = count - 1;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) / 2;
-    if (chunk_begin[mid] <= c)
-      lo = mid;
-    else
-      hi = mid - 1;
-  }
-  return lo;
-}
 
 template <class T>
 __global__ void sgd_multi_tensor_kernel(SgdScalars<T> s, const SgdTensorDesc<T>* tensors, const int64_t* chunk_begin,
