@@ -41,8 +41,9 @@ using BatchNormForwardEvalFn = void (*)(const ExecContext&, DType, const BatchNo
 //   grad_weight = Σ g · xhat
 //   training: grad_x = w · invstd · (g - Σg / m - xhat · Σ(g · xhat) / m)   (through the batch statistics)
 //   eval:     grad_x = w · invstd · g                                        (statistics are constants)
-// Any of grad_x, grad_weight, grad_bias may be null (not computed). Overwrites its outputs.
-using BatchNormBackwardFn = void (*)(const ExecContext&, DType, const BatchNormShape&, bool training,
+// Any of grad_x, grad_weight, grad_bias may be null (not computed). Overwrites its outputs. `eps` is the
+// forward's: the formulas do not need it (invstd carries it), but cuDNN's backward asks for the same value.
+using BatchNormBackwardFn = void (*)(const ExecContext&, DType, const BatchNormShape&, bool training, double eps,
                                      const void* x, const void* grad_y, const void* weight, const void* mean,
                                      const void* invstd, void* grad_x, void* grad_weight, void* grad_bias);
 

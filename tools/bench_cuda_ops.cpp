@@ -335,14 +335,10 @@ void Bench::run_conv() {
 }
 
 void Bench::run_bn() {
-  using ForwardFn = void (*)(const ExecContext&, DType, const BatchNormShape&, double, double, const void*,
-                             const void*, const void*, void*, void*, void*, void*, void*);
-  using BackwardFn = void (*)(const ExecContext&, DType, const BatchNormShape&, bool, const void*, const void*,
-                              const void*, const void*, const void*, void*, void*, void*);
   struct Impl {
     const char* name;
-    ForwardFn forward;
-    BackwardFn backward;
+    BatchNormForwardTrainFn forward;
+    BatchNormBackwardFn backward;
   };
   // Both implementations, whichever the dispatch slot holds (kernels/cuda/register.cu picks one).
   const Impl impls[] = {{"scpn-cudnn", cudnn::batch_norm_forward_train, cudnn::batch_norm_backward},
@@ -366,7 +362,7 @@ void Bench::run_bn() {
                          invstd.raw_data());
           };
           auto backward = [&] {
-            impl.backward(ctx_, t, shape, true, x.raw_data(), dy.raw_data(), weight.raw_data(), mean.raw_data(),
+            impl.backward(ctx_, t, shape, true, 1e-5, x.raw_data(), dy.raw_data(), weight.raw_data(), mean.raw_data(),
                           invstd.raw_data(), dx.raw_data(), dweight.raw_data(), dbias.raw_data());
           };
           const double ms_f = time(forward);

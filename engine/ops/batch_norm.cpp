@@ -25,6 +25,7 @@ const void* data_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : 
 struct BatchNormNode : Node {
   BatchNormShape shape;
   bool training = true;
+  double eps = 0;
   Tensor x, weight, mean, invstd;  // mean/invstd: the statistics the forward normalised with
   const char* name() const override { return kOp; }
   std::vector<Tensor> backward(const Tensor& g) override {
@@ -33,7 +34,7 @@ struct BatchNormNode : Node {
     if (needs_grad(1)) gw = Tensor::empty({shape.c}, x.dtype(), x.device());
     if (needs_grad(2)) gb = Tensor::empty({shape.c}, x.dtype(), x.device());
     if (shape.c > 0)
-      kernels().batch_norm_backward.on(x.device())(exec_context(x.device()), x.dtype(), shape, training,
+      kernels().batch_norm_backward.on(x.device())(exec_context(x.device()), x.dtype(), shape, training, eps,
                                                    x.raw_data(), g.raw_data(), data_or_null(weight),
                                                    mean.raw_data(), invstd.raw_data(),
                                                    gx.defined() ? gx.raw_data() : nullptr,
@@ -100,6 +101,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     auto node = std::make_shared<BatchNormNode>();
     node->shape = s;
     node->training = options.training;
+    node->eps = options.eps;
     node->x = save(x);
     node->weight = save(weight);
     node->mean = mean;

@@ -103,7 +103,7 @@ void batch_norm_forward_eval(const ExecContext&, DType t, const BatchNormShape& 
   });
 }
 
-void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, bool training, const void* x,
+void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, bool training, double, const void* x,
                          const void* grad_y, const void* weight, const void* mean, const void* invstd,
                          void* grad_x, void* grad_weight, void* grad_bias) {
   with_float_type(t, "batch_norm_backward", [&](auto zero) {

@@ -317,7 +317,7 @@ void batch_norm_forward_eval(const ExecContext& ctx, DType t, const BatchNormSha
   });
 }
 
-void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& s, bool training, const void* x,
+void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& s, bool training, double, const void* x,
                          const void* grad_y, const void* weight, const void* mean, const void* invstd, void* grad_x,
                          void* grad_weight, void* grad_bias) {
   switch_float(t, "batch_norm_backward", [&](auto zero) {

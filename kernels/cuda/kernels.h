@@ -23,7 +23,7 @@ void batch_norm_forward_train(const ExecContext&, DType, const BatchNormShape&, 
                               const void*, const void*, void*, void*, void*, void*, void*);
 void batch_norm_forward_eval(const ExecContext&, DType, const BatchNormShape&, double, const void*, const void*,
                              const void*, const void*, const void*, void*, void*, void*);
-void batch_norm_backward(const ExecContext&, DType, const BatchNormShape&, bool, const void*, const void*,
+void batch_norm_backward(const ExecContext&, DType, const BatchNormShape&, bool, double, const void*, const void*,
                          const void*, const void*, const void*, void*, void*, void*);
 // pool.h
 void max_pool2d_forward(const ExecContext&, DType, const MaxPool2dParams&, const void*, void*, int32_t*);
@@ -69,7 +69,7 @@ void batch_norm_forward_train(const ExecContext&, DType, const BatchNormShape&, 
                               const void*, const void*, void*, void*, void*, void*, void*);
 void batch_norm_forward_eval(const ExecContext&, DType, const BatchNormShape&, double, const void*, const void*,
                              const void*, const void*, const void*, void*, void*, void*);
-void batch_norm_backward(const ExecContext&, DType, const BatchNormShape&, bool, const void*, const void*,
+void batch_norm_backward(const ExecContext&, DType, const BatchNormShape&, bool, double, const void*, const void*,
                          const void*, const void*, const void*, void*, void*, void*);
 
 }  // namespace scpn::cudnn

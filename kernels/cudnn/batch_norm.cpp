@@ -6,6 +6,7 @@
 // How the contract maps onto cuDNN:
 //  - saveMean / saveInvVariance are our save_mean / save_invstd: cuDNN's "inverse variance" is
 //    1 / sqrt(var + eps), the same number.
+//  - the backward gets the forward's eps, as cuDNN asks, although with saved statistics it should not need it;
 //  - exponentialAverageFactor is our momentum; the running variance cuDNN keeps is the unbiased estimate
 //    (PyTorch hands its running_var, documented as unbiased, straight to cuDNN); both running pointers
 //    may be null together.
@@ -31,9 +32,6 @@ bool fits_cudnn(const BatchNormShape& s) {
   return s.n > 0 && s.hw > 0 && s.c > 0 && s.c <= limit && s.n * s.hw <= limit && s.n * s.c * s.hw <= limit;
 }
 
-// The backward reads the saved mean and invstd, so its epsilon is never used; cuDNN still checks it
-// against its minimum.
-constexpr double kBackwardEpsilon = std::max(CUDNN_BN_MIN_EPSILON, 1e-5);
 
 struct BatchNormDescriptors {
   TensorDescriptor x;       // x, y and their gradients: [n, c, hw, 1]
@@ -123,15 +121,15 @@ void batch_norm_forward_eval(const ExecContext& ctx, DType t, const BatchNormSha
   }
 }
 
-void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& s, bool training, const void* x,
+void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& s, bool training, double eps, const void* x,
                          const void* grad_y, const void* weight, const void* mean, const void* invstd, void* grad_x,
                          void* grad_weight, void* grad_bias) {
   constexpr const char* kKernel = "batch_norm_backward";
   data_type(t, kKernel);
   // cuDNN's backward is the training one and always computes grad_x; computing a whole grad_x only to drop
   // it would cost more than our kernels' per-channel sums.
-  if (!training || !grad_x || !fits_cudnn(s)) {
-    cuda::batch_norm_backward(ctx, t, s, training, x, grad_y, weight, mean, invstd, grad_x, grad_weight, grad_bias);
+  if (!training || !grad_x || !fits_cudnn(s) || eps < CUDNN_BN_MIN_EPSILON) {
+    cuda::batch_norm_backward(ctx, t, s, training, eps, x, grad_y, weight, mean, invstd, grad_x, grad_weight, grad_bias);
     return;
   }
   const BatchNormDescriptors d(t, s, kKernel);
@@ -142,7 +140,7 @@ void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& 
   SCPN_CUDNN_CHECK(cudnnBatchNormalizationBackward(
       handle_of(ctx), CUDNN_BATCHNORM_SPATIAL, one.for_type(t), zero.for_type(t), one.for_type(t), zero.for_type(t),
       d.x.get(), x, d.x.get(), grad_y, d.x.get(), grad_x, d.params.get(), scale.get(), d_scale.get(), d_bias.get(),
-      kBackwardEpsilon, mean, invstd));
+      eps, mean, invstd));
 }
 
 }  // namespace scpn::cudnn

@@ -181,14 +181,14 @@ void check_backward(const Impl& impl, const Problem& p, bool training, bool affi
                                                y.raw_data(), mean.raw_data(), invstd.raw_data());
   const bool want_x = wanted & 1, want_w = wanted & 2, want_b = wanted & 4;
   Tensor gx_cpu = Tensor::empty(p.shape, p.dt), gw_cpu = Tensor::empty(c, p.dt), gb_cpu = Tensor::empty(c, p.dt);
-  kernels().batch_norm_backward.on(kCPU)(exec_context(kCPU), p.dt, p.s, training, p.x.raw_data(), p.grad_y.raw_data(),
+  kernels().batch_norm_backward.on(kCPU)(exec_context(kCPU), p.dt, p.s, training, p.eps, p.x.raw_data(), p.grad_y.raw_data(),
                                          affine ? p.weight.raw_data() : nullptr, mean.raw_data(), invstd.raw_data(),
                                          gx_cpu.raw_data(), gw_cpu.raw_data(), gb_cpu.raw_data());
 
   Tensor x = p.x.to(kGpu), gy = p.grad_y.to(kGpu), w = on_gpu_or_none(p.weight, affine);
   Tensor mean_g = mean.to(kGpu), invstd_g = invstd.to(kGpu);
   Tensor gx = nan_output(p.shape, p.dt, want_x), gw = nan_output(c, p.dt, want_w), gb = nan_output(c, p.dt, want_b);
-  impl.backward(exec_context(kGpu), p.dt, p.s, training, x.raw_data(), gy.raw_data(), data_or_null(w),
+  impl.backward(exec_context(kGpu), p.dt, p.s, training, p.eps, x.raw_data(), gy.raw_data(), data_or_null(w),
                 mean_g.raw_data(), invstd_g.raw_data(), data_or_null(gx), data_or_null(gw), data_or_null(gb));
 
   if (want_x) compare("grad_x", gx, gx_cpu, value_tolerance(impl, p.dt));
@@ -277,7 +277,7 @@ TEST_CASE("our CUDA batch norm is bitwise repeatable") {
       const ExecContext ctx = exec_context(kGpu);
       cuda::batch_norm_forward_train(ctx, dt, p.s, p.eps, p.momentum, x.raw_data(), w.raw_data(), b.raw_data(),
                                      rm.raw_data(), rv.raw_data(), y.raw_data(), mean.raw_data(), invstd.raw_data());
-      cuda::batch_norm_backward(ctx, dt, p.s, true, x.raw_data(), gy.raw_data(), w.raw_data(), mean.raw_data(),
+      cuda::batch_norm_backward(ctx, dt, p.s, true, p.eps, x.raw_data(), gy.raw_data(), w.raw_data(), mean.raw_data(),
                                 invstd.raw_data(), gx.raw_data(), gw.raw_data(), gb.raw_data());
       std::vector<std::vector<double>> out;
       for (const Tensor& t : {y, mean, invstd, rm, rv, gx, gw, gb}) out.push_back(t.to_vector());
