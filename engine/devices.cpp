@@ -14,10 +14,14 @@ namespace scpn {
 bool cuda_backend_built() { return true; }
 int cuda_device_count() { return cuda::device_count(); }
 std::string no_cuda_device_reason() { return cuda_device_count() > 0 ? "" : cuda::no_device_reason(); }
+void synchronize(Device d) {
+  if (d.is_cuda()) cuda::synchronize(d.index);
+}
 #else
 bool cuda_backend_built() { return false; }
 int cuda_device_count() { return 0; }
 std::string no_cuda_device_reason() { return "this build has no CUDA backend (configure with -DSCPN_CUDA=ON)"; }
+void synchronize(Device d) { SCPN_CHECK(d.is_cpu(), "synchronize: ", d.str(), " requested, but this build has no CUDA backend"); }
 #endif
 
 Device parse_device(const std::string& text, const std::string& what) {

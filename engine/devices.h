@@ -19,4 +19,8 @@ Device parse_device(const std::string& text, const std::string& what);
 // must exist (the error names `what`, the device and why not).
 Device resolve_device(const std::string& text, const std::string& what);
 
+// Waits until the work queued on `d` has finished (a no-op on the CPU, whose kernels are synchronous):
+// for timings that must cover the device's work, not only its launch.
+void synchronize(Device d);
+
 }  // namespace scpn

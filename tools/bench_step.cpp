@@ -1,11 +1,14 @@
 // Per-phase timing of the SCPN training step (each subnetwork's forward and backward, the parent's, the
 // integration, the optimizer) and images/s, on random data with the model of a train_scpn config.
-// usage: bench_step [--steps N] [KEY=VALUE ...]   (train_scpn's keys: model.*, train.batch_size, data.image_size …)
+// usage: bench_step [--steps N] [KEY=VALUE ...]   (train_scpn's keys: model.*, train.batch_size, data.image_size,
+// device …). On a GPU each step ends with a device synchronisation, so the total covers the device's work;
+// a phase's figure is the host's view of it (launch time, plus waiting where the step reads a value back).
 #include <chrono>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "engine/devices.h"
 #include "engine/optim/sgd.h"
 #include "models/resnet.h"
 #include "train/config.h"
@@ -32,20 +35,26 @@ int main(int argc, char** argv) try {
   mc.bn_capacities = cfg.capacities;
   Generator gen(cfg.seed);
   models::ResNet model(mc, gen);
+  const Device device = resolve_device(cfg.device, "device");
+  model.to(device);  // before the optimizer, which keeps handles to the parameters
   SGD opt(model.parameters(), cfg.lr, SgdOptions{.momentum = 0.9, .weight_decay = 5e-4});
   train::StepOptions so;
   so.mode = cfg.mode == "scpn" ? train::TrainMode::scpn : cfg.mode == "sum" ? train::TrainMode::sum : train::TrainMode::parent;
   so.capacities = cfg.mode == "parent" ? std::vector<double>{} : cfg.capacities;
   train::ScpnStep step(model, opt, so, cfg.seed);
-  Tensor x = normal({cfg.batch_size, 1, cfg.image_size, cfg.image_size}, 0, 1, gen);
+  Tensor x = normal({cfg.batch_size, 1, cfg.image_size, cfg.image_size}, 0, 1, gen).to(device);
   std::vector<double> labels;
   for (int64_t i = 0; i < cfg.batch_size; ++i) labels.push_back(double(i % 10));
-  Tensor y = from_vector(labels, {cfg.batch_size}, DType::i64);
+  Tensor y = from_vector(labels, {cfg.batch_size}, DType::i64, device);
 
-  step.run(x, y, 0);  // warm-up
+  step.run(x, y, 0);  // warm-up (on a GPU: the convolution algorithm searches, the memory cache filling)
+  synchronize(device);
   train::StepTimings sum;
   for (int64_t s = 1; s <= steps; ++s) {
+    const auto t0 = std::chrono::steady_clock::now();
     train::StepTimings t = step.run(x, y, s).timings;
+    synchronize(device);
+    t.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     if (sum.subnet_forward_ms.empty()) {
       sum.subnet_forward_ms.assign(t.subnet_forward_ms.size(), 0);
       sum.subnet_backward_ms.assign(t.subnet_backward_ms.size(), 0);
@@ -60,10 +69,10 @@ int main(int argc, char** argv) try {
     sum.optimizer_ms += t.optimizer_ms / double(steps);
     sum.total_ms += t.total_ms / double(steps);
   }
-  std::printf("bench_step: %s base_width %lld, %s granularity, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps\n",
+  std::printf("bench_step: %s base_width %lld, %s granularity, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps on %s\n",
               cfg.arch.c_str(), (long long)cfg.base_width, cfg.granularity.c_str(), cfg.mode.c_str(),
               (long long)cfg.batch_size, (long long)cfg.image_size, (long long)cfg.image_size,
-              (long long)model.parameter_count(), (long long)steps);
+              (long long)model.parameter_count(), (long long)steps, device.str().c_str());
   std::printf("%-24s %10s %10s\n", "phase", "forward ms", "backward ms");
   for (size_t i = 0; i < sum.subnet_forward_ms.size(); ++i)
     std::printf("subnet %-17s %10.1f %10.1f\n", models::capacity_key(so.capacities[i]).c_str(), sum.subnet_forward_ms[i],

@@ -559,6 +559,15 @@ if [[ "$BUILD_STATUS" == ok* ]] && [ "$mode" != off ]; then
   else
     echo "bench_cuda_ops not built at $BENCH_BIN" >>"$BENCH_OURS"; ours_rc=127
   fi
+  # The whole SCPN step on the device (parent + 4 subnetworks, integration, SGD): ResNet-18 at width 64,
+  # 32x32 inputs, batch 64. Its lines go to the same log, after the rows.
+  STEP_BIN="$BUILD/tools/bench_step"
+  if [ -x "$STEP_BIN" ] && [ "$(remaining)" -ge 120 ]; then
+    say "bench: bench_step (ResNet-18 width 64, 32x32, batch 64, 10 steps; at most 60s)"
+    { echo "# bench_step"; timeout -k 5 60 "$STEP_BIN" --steps 10 device=cuda:0 model.base_width=64 data.image_size=32 \
+        train.batch_size=64 2>&1; echo "# bench_step exit status $?"; } >>"$BENCH_OURS"
+    STEP_LINE=$(grep -E '^(step total|images/s)' "$BENCH_OURS" | tr -s ' ' | paste -sd';' -)
+  fi
   torch_cap=$(max 30 $(($(remaining) - 8)))
   say "bench: tools/bench/torch_ops.py ${bench_args[*]} (at most ${torch_cap}s)"
   if [ -n "$PY" ]; then
@@ -628,6 +637,7 @@ if [ -s "$BENCH_OURS" ] && grep -q '^row	' "$BENCH_OURS"; then
   {
     echo "== ours / PyTorch, same run, $GPU_DESC =="
     ratio_table
+    [ -n "${STEP_LINE:-}" ] && echo "SCPN step (bench_step, ResNet-18 w64 32px batch 64, K=4): $STEP_LINE"
     echo "copy ceiling: ours $(awk -F'\t' '$1=="row" && $2 ~ /^copy:/ {print $5}' "$BENCH_OURS") GB/s, torch $(awk -F'\t' '$1=="row" && $2 ~ /^copy:/ {print $5}' "$BENCH_TORCH" 2>/dev/null) GB/s (D2D, read+write)"
   } | tee -a "$SUMMARY"
 else
