@@ -426,7 +426,7 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
 
   # -- memcheck: a pool of sanitizer processes, the cuDNN/cuBLAS-heavy binaries first ----------------------
   mapfile -t gpu_bins < <(for b in "$BUILD"/tests/test_gpu_*; do [ -f "$b" ] && [ -x "$b" ] && echo "$b"; done |
-                          awk '{ heavy = ($0 ~ /conv2d|batch_norm|gemm/) ? 0 : 1; print heavy "\t" $0 }' | sort | cut -f2)
+                          awk '{ heavy = ($0 ~ /conv2d|batch_norm|gemm|training_step|trainer/) ? 0 : 1; print heavy "\t" $0 }' | sort | cut -f2)
   mem_total=${#gpu_bins[@]}
   mem_deadline=$(($(date +%s) + check_cap - 5))
   mem_jobs=${SCPN_MEMCHECK_JOBS:-4}
