@@ -67,25 +67,37 @@ data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last)
   o.max_skipped = cfg.max_skipped;
   return o;
 }
-void ExperimentData::load_test_set() {
-  const TrainConfig& cfg = config;
-  data::LoaderOptions o = loader_options(false, false);
+namespace {
+
+// Every image of `set` through `transforms`, in order, as one tensor [N, C, S, S] and its labels.
+void materialise(const ExperimentData& d, const std::shared_ptr<data::Dataset>& set, Tensor& images,
+                 std::vector<int64_t>& labels) {
+  data::LoaderOptions o = d.loader_options(false, false);
   o.batch_size = 256;
-  data::Loader test_loader(test_set, test_transforms, o);
-  test_loader.start_epoch(0);
+  data::Loader loader(set, d.test_transforms, o);
+  loader.start_epoch(0);
   std::vector<Tensor> parts;
-  while (auto b = test_loader.next()) {
+  labels.clear();
+  while (auto b = loader.next()) {
     parts.push_back(b->images.clone());
-    for (double l : b->labels.to_vector()) test_labels.push_back(int64_t(l));
+    for (double l : b->labels.to_vector()) labels.push_back(int64_t(l));
   }
-  int64_t n = int64_t(test_labels.size());
-  test_images = Tensor::empty({n, channels, cfg.image_size, cfg.image_size});
+  const int64_t n = int64_t(labels.size()), s = d.config.image_size;
+  images = Tensor::empty({n, d.channels, s, s});
   int64_t row = 0;
   for (auto& p : parts) {
-    test_images.slice(row, row + p.size(0)).copy_(p);
+    images.slice(row, row + p.size(0)).copy_(p);
     row += p.size(0);
   }
 }
+
+}  // namespace
+
+void ExperimentData::load_test_set() {
+  materialise(*this, test_set, test.query_images, test.query_labels);
+  if (gallery_set) materialise(*this, gallery_set, test.gallery_images, test.gallery_labels);
+}
+
 std::function<Tensor(int64_t)> ExperimentData::reestimation_batches() const {
   // Un-augmented training images in a seeded order; the loader lives as long as the function.
   data::Pipeline plain = test_transforms;

@@ -10,6 +10,7 @@
 #include "train/data/dataset.h"
 #include "train/data/loader.h"
 #include "train/data/transforms.h"
+#include "train/eval/retrieval_set.h"
 
 namespace scpn::train {
 
@@ -20,14 +21,14 @@ struct ExperimentData {
 
   TrainConfig config;
   std::shared_ptr<data::Dataset> train_set, test_set;
+  std::shared_ptr<data::Dataset> gallery_set;  // a query/gallery split's gallery (test_set = the queries); else null
   data::Pipeline train_transforms, test_transforms;
   int64_t channels = 1;
 
   data::LoaderOptions loader_options(bool shuffle, bool drop_last) const;
-  // Decodes and transforms the whole test set once into test_images [N, C, S, S] and test_labels.
+  // Decodes and transforms the test set (and the gallery) once into `test`.
   void load_test_set();
-  Tensor test_images;
-  std::vector<int64_t> test_labels;
+  RetrievalSet test;
   // Un-augmented training images in a seeded order, batch i on call i (wrapping to new epochs).
   std::function<Tensor(int64_t)> reestimation_batches() const;
 };

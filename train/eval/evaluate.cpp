@@ -45,11 +45,30 @@ void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const st
   model.eval();
 }
 
-EvalReport evaluate_model(ResNet& model, const Tensor& test_images, const std::vector<int64_t>& labels,
-                          const EvalOptions& options, const std::function<Tensor(int64_t)>& next_train_batch) {
+SetEmbedding embed_set(const ResNet& model, const RetrievalSet& set, const ForwardContext& ctx, int64_t batch_size) {
+  SCPN_CHECK(set.loaded(), "embed_set: the test set is not loaded");
+  SetEmbedding e;
+  e.query = embed(model, set.query_images, ctx, batch_size);
+  e.gallery = set.one_set() ? e.query : embed(model, set.gallery_images, ctx, batch_size);
+  return e;
+}
+
+RetrievalResult retrieve(const RetrievalSet& set, const SetEmbedding& queries, const SetEmbedding& gallery,
+                         RetrievalOptions options) {
+  options.same_set = set.one_set();
+  return evaluate_retrieval(queries.query.features, set.query_labels, gallery.gallery.features,
+                            set.gallery_label_list(), options);
+}
+
+double set_accuracy(const RetrievalSet& set, const SetEmbedding& e) {
+  return set.has_accuracy() ? top1_accuracy(e.query.logits, set.query_labels) : std::nan("");
+}
+
+EvalReport evaluate_model(ResNet& model, const RetrievalSet& test, const EvalOptions& options,
+                          const std::function<Tensor(int64_t)>& next_train_batch) {
   EvalReport report;
   RetrievalOptions ropt;
-  ropt.same_set = true;
+  ropt.same_set = test.one_set();
   ropt.recall_k = options.recall_k;
   auto is_trained = [&](double c) {
     if (c == 1.0) return true;
@@ -59,8 +78,8 @@ EvalReport evaluate_model(ResNet& model, const Tensor& test_images, const std::v
   };
 
   model.eval();
-  Embedding parent = embed(model, test_images, {1.0}, options.batch_size);
-  std::vector<Tensor> features;
+  SetEmbedding parent = embed_set(model, test, {1.0}, options.batch_size);
+  std::vector<Tensor> query_features, gallery_features;
   for (double c : options.capacities) {
     models::check_capacity("eval.capacities", c);
     CapacityReport row;
@@ -69,21 +88,23 @@ EvalReport evaluate_model(ResNet& model, const Tensor& test_images, const std::v
     row.bn_source = c == 1.0 ? "parent" : row.trained ? "own" : "re-estimated";
     if (!row.trained) reestimate_bn_stats(model, c, options.bn_reestimate_batches, next_train_batch);
     model.eval();
-    Embedding e = c == 1.0 ? parent : embed(model, test_images, {c, BnStatsMode::own}, options.batch_size);
-    row.self = evaluate_retrieval(e.features, labels, e.features, labels, ropt);
-    row.cross = evaluate_retrieval(e.features, labels, parent.features, labels, ropt);
-    row.accuracy = top1_accuracy(e.logits, labels);
+    SetEmbedding e = c == 1.0 ? parent : embed_set(model, test, {c, BnStatsMode::own}, options.batch_size);
+    row.self = retrieve(test, e, e, ropt);
+    row.cross = retrieve(test, e, parent, ropt);
+    row.accuracy = set_accuracy(test, e);
     if (options.parent_bn_too && c < 1.0) {
-      Embedding p = embed(model, test_images, {c, BnStatsMode::parent}, options.batch_size);
+      SetEmbedding p = embed_set(model, test, {c, BnStatsMode::parent}, options.batch_size);
       row.has_parent_bn = true;
-      row.cross_parent_bn = evaluate_retrieval(p.features, labels, parent.features, labels, ropt);
-      row.accuracy_parent_bn = top1_accuracy(p.logits, labels);
+      row.cross_parent_bn = retrieve(test, p, parent, ropt);
+      row.accuracy_parent_bn = set_accuracy(test, p);
     }
-    features.push_back(e.features);
+    query_features.push_back(e.query.features);
+    gallery_features.push_back(e.gallery.features);
     report.rows.push_back(row);
   }
-  report.matrix = compatibility_matrix(options.capacities, features, labels, options.capacities, features, labels, ropt);
-  if (options.keep_features) report.features = std::move(features);
+  report.matrix = compatibility_matrix(options.capacities, query_features, test.query_labels, options.capacities,
+                                       gallery_features, test.gallery_label_list(), ropt);
+  if (options.keep_features) report.features = std::move(query_features);
   return report;
 }
 
@@ -126,12 +147,13 @@ std::string EvalReport::table() const {
                 "cross mAP", "self R@1", "cross R@1", "accuracy");
   os << line << (parent_bn ? "   | parent BN: cross mAP  accuracy" : "") << "\n";
   for (auto& r : rows) {
-    std::snprintf(line, sizeof line, "%-8s %-8s %-12s %8.4f %9.4f %8.4f %9.4f %8.4f", models::capacity_key(r.capacity).c_str(),
+    std::snprintf(line, sizeof line, "%-8s %-8s %-12s %8.4f %9.4f %8.4f %9.4f %8s", models::capacity_key(r.capacity).c_str(),
                   r.trained ? "yes" : "no", r.bn_source.c_str(), r.self.map, r.cross.map,
-                  r.self.recall.empty() ? 0.0 : r.self.recall[0], r.cross.recall.empty() ? 0.0 : r.cross.recall[0], r.accuracy);
+                  r.self.recall.empty() ? 0.0 : r.self.recall[0], r.cross.recall.empty() ? 0.0 : r.cross.recall[0],
+                  score_str(r.accuracy).c_str());
     os << line;
     if (r.has_parent_bn) {
-      std::snprintf(line, sizeof line, "   |            %9.4f  %8.4f", r.cross_parent_bn.map, r.accuracy_parent_bn);
+      std::snprintf(line, sizeof line, "   |            %9.4f  %8s", r.cross_parent_bn.map, score_str(r.accuracy_parent_bn).c_str());
       os << line;
     }
     os << "\n";

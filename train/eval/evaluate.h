@@ -12,6 +12,7 @@
 
 #include "models/resnet.h"
 #include "train/eval/metrics.h"
+#include "train/eval/retrieval_set.h"
 
 namespace scpn::train {
 
@@ -30,7 +31,7 @@ struct CapacityReport {
   bool trained = false;
   std::string bn_source;  // "parent" (c = 1), "own", "re-estimated"
   RetrievalResult self, cross;  // cross: queries at this capacity, gallery by the parent
-  double accuracy = 0;
+  double accuracy = 0;          // NaN where the set has no accuracy (a query/gallery split)
   bool has_parent_bn = false;   // evaluated again with the parent's statistics
   RetrievalResult cross_parent_bn;
   double accuracy_parent_bn = 0;
@@ -39,7 +40,7 @@ struct CapacityReport {
 struct EvalReport {
   std::vector<CapacityReport> rows;
   CompatibilityMatrix matrix;  // mAP / R@1, query capacity × gallery capacity
-  std::vector<Tensor> features;  // keep_features: the test set's features [N, D] per capacity, rows' order
+  std::vector<Tensor> features;  // keep_features: the queries' features [Nq, D] per capacity, rows' order
   nlohmann::json to_json() const;
   std::string table() const;   // the printed summary
 };
@@ -50,14 +51,27 @@ struct Embedding {
 };
 Embedding embed(const models::ResNet& model, const Tensor& images, const models::ForwardContext& ctx, int64_t batch_size);
 
+// Both sides of a retrieval set at one capacity; for one set the gallery side is the query side.
+struct SetEmbedding {
+  Embedding query, gallery;
+};
+SetEmbedding embed_set(const models::ResNet& model, const RetrievalSet& set, const models::ForwardContext& ctx,
+                       int64_t batch_size);
+// The queries embedded by `queries` ranked against the gallery embedded by `gallery` (the same embedding
+// for self-test, the parent's for cross-test); under one set each query's own item is left out.
+RetrievalResult retrieve(const RetrievalSet& set, const SetEmbedding& queries, const SetEmbedding& gallery,
+                         RetrievalOptions options);
+// Top-1 accuracy of the queries' logits, or NaN where the set has none (RetrievalSet::has_accuracy).
+double set_accuracy(const RetrievalSet& set, const SetEmbedding& e);
+
 // Re-estimates the BatchNorm running statistics of `capacity` (registering them if needed) as the exact
 // average over batches 0..count−1 given by next_batch (training-mode forwards, no gradients).
 void reestimate_bn_stats(models::ResNet& model, double capacity, int64_t count,
                          const std::function<Tensor(int64_t)>& next_batch);
 
-// test_images [N, C, H, W] with labels; next_train_batch(i) supplies images for re-estimation. The model is
-// left in eval mode with the re-estimated statistics registered.
-EvalReport evaluate_model(models::ResNet& model, const Tensor& test_images, const std::vector<int64_t>& test_labels,
+// next_train_batch(i) supplies images for re-estimation. The model is left in eval mode with the
+// re-estimated statistics registered.
+EvalReport evaluate_model(models::ResNet& model, const RetrievalSet& test,
                           const EvalOptions& options, const std::function<Tensor(int64_t)>& next_train_batch);
 
 }  // namespace scpn::train

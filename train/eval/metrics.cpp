@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <unordered_map>
 
@@ -243,6 +244,13 @@ double top1_accuracy(const Tensor& logits, const std::vector<int64_t>& labels) {
     correct += best == labels[size_t(i)] ? 1 : 0;
   }
   return double(correct) / double(n);
+}
+
+std::string score_str(double v) {
+  if (std::isnan(v)) return "-";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", v);
+  return buf;
 }
 
 }  // namespace scpn::train

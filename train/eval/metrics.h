@@ -4,6 +4,7 @@
 // tests/train/test_metrics.cpp.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/tensor.h"
@@ -70,5 +71,9 @@ CompatibilityMatrix compatibility_matrix(const std::vector<double>& query_capaci
 // Top-1 accuracy of logits [N, C] (f32/f64, any device) against labels (N): the fraction of rows whose
 // largest logit (the first one among equal maxima) is at the label's index. N >= 1.
 double top1_accuracy(const Tensor& logits, const std::vector<int64_t>& labels);
+
+// A score for the printed tables: four decimals, or "-" for NaN (a figure the evaluation has not got,
+// e.g. the accuracy of a query/gallery split).
+std::string score_str(double v);
 
 }  // namespace scpn::train

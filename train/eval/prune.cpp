@@ -52,8 +52,7 @@ PruneResult prune_model(models::ResNet& model, const PruneOptions& options, cons
   }
   const bool evaluate = options.evaluate && data;
   if (evaluate)
-    SCPN_CHECK(data->test_images.defined() && !data->test_labels.empty(),
-               "prune_model: the test set is not loaded (ExperimentData::load_test_set)");
+    SCPN_CHECK(data->test.loaded(), "prune_model: the test set is not loaded (ExperimentData::load_test_set)");
 
   model.eval();
   PruneResult r;
@@ -64,28 +63,28 @@ PruneResult prune_model(models::ResNet& model, const PruneOptions& options, cons
   r.parent_complexity = models::count_complexity(model, 1.0, options.image_size, options.image_size);
 
   RetrievalOptions ropt;
-  ropt.same_set = true;
   ropt.recall_k = options.recall_k;
-  Embedding parent;
-  auto measure = [&](const Embedding& e, const std::string& name) {
+  SetEmbedding parent;
+  auto measure = [&](const SetEmbedding& e, const std::string& name) {
     PruneVariant v;
     v.bn_stats = name;
     v.exported = name == r.bn_stats;
-    v.self = evaluate_retrieval(e.features, data->test_labels, e.features, data->test_labels, ropt);
-    v.cross = evaluate_retrieval(e.features, data->test_labels, parent.features, data->test_labels, ropt);
-    v.accuracy = top1_accuracy(e.logits, data->test_labels);
+    v.self = retrieve(data->test, e, e, ropt);
+    v.cross = retrieve(data->test, e, parent, ropt);
+    v.accuracy = set_accuracy(data->test, e);
     return v;
   };
   std::optional<PruneVariant> own, reestimated, parent_stats;
   if (evaluate) {
-    parent = embed(model, data->test_images, {1.0}, options.batch_size);
-    r.parent_self = evaluate_retrieval(parent.features, data->test_labels, parent.features, data->test_labels, ropt);
-    r.parent_accuracy = top1_accuracy(parent.logits, data->test_labels);
-    r.test_images = int64_t(data->test_labels.size());
+    parent = embed_set(model, data->test, {1.0}, options.batch_size);
+    r.parent_self = retrieve(data->test, parent, parent, ropt);
+    r.parent_accuracy = set_accuracy(data->test, parent);
+    r.test_images = data->test.queries();
+    r.gallery_images = data->test.one_set() ? 0 : data->test.gallery_size();
     r.evaluated = true;
     // The trained statistics, before a re-estimation replaces them.
     if (c < 1.0 && has_own && choice != PruneBnStats::own)
-      own = measure(embed(model, data->test_images, {c, BnStatsMode::own}, options.batch_size), "own");
+      own = measure(embed_set(model, data->test, {c, BnStatsMode::own}, options.batch_size), "own");
   }
   if (choice != PruneBnStats::reestimate)
     r.subnet = models::extract_subnetwork(model, c, choice == PruneBnStats::parent ? BnStatsMode::parent : BnStatsMode::own);
@@ -95,15 +94,15 @@ PruneResult prune_model(models::ResNet& model, const PruneOptions& options, cons
       r.subnet = models::extract_subnetwork(model, c, BnStatsMode::own);
       r.reestimate_batches = options.reestimate_batches;
     } else {
-      reestimated = measure(embed(model, data->test_images, {c, BnStatsMode::own}, options.batch_size), "re-estimated");
+      reestimated = measure(embed_set(model, data->test, {c, BnStatsMode::own}, options.batch_size), "re-estimated");
     }
   }
   if (evaluate) {
     if (c < 1.0 && choice != PruneBnStats::parent)
-      parent_stats = measure(embed(model, data->test_images, {c, BnStatsMode::parent}, options.batch_size), "parent");
+      parent_stats = measure(embed_set(model, data->test, {c, BnStatsMode::parent}, options.batch_size), "parent");
     // The exported variant is measured on the extracted model itself: the file's model, not the masked one.
     r.subnet.model->eval();
-    PruneVariant exported = measure(embed(*r.subnet.model, data->test_images, {1.0}, options.batch_size), r.bn_stats);
+    PruneVariant exported = measure(embed_set(*r.subnet.model, data->test, {1.0}, options.batch_size), r.bn_stats);
     if (r.bn_stats == "own") own = exported;
     else if (r.bn_stats == "re-estimated") reestimated = exported;
     else parent_stats = exported;
@@ -153,17 +152,21 @@ std::string PruneResult::summary() const {
                 p.macs / 1e6, percent(s.macs, p.macs).c_str(), (long long)s.height, (long long)s.width);
   os << line;
   if (!evaluated) return os.str();
-  os << "evaluation on " << test_images << " test images (cross: subnetwork queries against the parent's gallery)\n";
+  if (gallery_images > 0)
+    os << "evaluation: " << test_images << " queries against a gallery of " << gallery_images
+       << " images (cross: subnetwork queries against the parent's gallery)\n";
+  else
+    os << "evaluation on " << test_images << " test images (cross: subnetwork queries against the parent's gallery)\n";
   std::snprintf(line, sizeof line, "  %-16s %8s %9s %8s %9s %8s\n", "BN statistics", "self mAP", "cross mAP", "self R@1",
                 "cross R@1", "accuracy");
   os << line;
-  std::snprintf(line, sizeof line, "  %-16s %8.4f %9s %8.4f %9s %8.4f\n", "parent model", parent_self.map, "-",
-                recall_at_1(parent_self), "-", parent_accuracy);
+  std::snprintf(line, sizeof line, "  %-16s %8.4f %9s %8.4f %9s %8s\n", "parent model", parent_self.map, "-",
+                recall_at_1(parent_self), "-", score_str(parent_accuracy).c_str());
   os << line;
   for (const PruneVariant& v : variants) {
-    std::snprintf(line, sizeof line, "  %-16s %8.4f %9.4f %8.4f %9.4f %8.4f\n",
+    std::snprintf(line, sizeof line, "  %-16s %8.4f %9.4f %8.4f %9.4f %8s\n",
                   (v.bn_stats + (v.exported ? " *" : "")).c_str(), v.self.map, v.cross.map, recall_at_1(v.self),
-                  recall_at_1(v.cross), v.accuracy);
+                  recall_at_1(v.cross), score_str(v.accuracy).c_str());
     os << line;
   }
   os << "  * the statistics the written subnetwork holds (measured on the extracted model)\n";
@@ -184,6 +187,7 @@ nlohmann::json PruneResult::to_json() const {
   if (evaluated) {
     nlohmann::json e;
     e["test_images"] = test_images;
+    if (gallery_images > 0) e["gallery_images"] = gallery_images;
     e["parent"] = {{"self", retrieval_summary(parent_self)}, {"accuracy", parent_accuracy}};
     for (const PruneVariant& v : variants)
       e["variants"].push_back({{"bn_statistics", v.bn_stats},

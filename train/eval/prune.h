@@ -49,7 +49,8 @@ struct PruneResult {
   models::ExtractedModel subnet;
   models::Complexity complexity, parent_complexity;  // at c and at 1, for one image of the config's size
   bool evaluated = false;
-  int64_t test_images = 0;
+  int64_t test_images = 0;     // the queries (one set: every test image)
+  int64_t gallery_images = 0;  // a query/gallery split's gallery; 0 for one set
   RetrievalResult parent_self;
   double parent_accuracy = 0;
   std::vector<PruneVariant> variants;  // own (when the checkpoint has it), re-estimated, parent; one at c = 1

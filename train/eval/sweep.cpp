@@ -33,7 +33,7 @@ bool SweepResult::is_trained(double capacity) const {
 
 SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const SweepOptions& options,
                       const models::ResNet* gallery_model, const std::string& gallery_name) {
-  SCPN_CHECK(data.test_images.defined() && !data.test_labels.empty(), "run_sweep: the test set is not loaded");
+  SCPN_CHECK(data.test.loaded(), "run_sweep: the test set is not loaded");
   // Descending, 1 first, each capacity once.
   std::vector<double> capacities{1.0};
   std::set<std::string> seen{models::capacity_key(1.0)};
@@ -61,7 +61,7 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
   eo.recall_k = options.recall_k;
   eo.batch_size = options.batch_size;
   eo.keep_features = gallery_model != nullptr;
-  r.report = evaluate_model(model, data.test_images, data.test_labels, eo, restarting_reestimation_batches(data));
+  r.report = evaluate_model(model, data.test, eo, restarting_reestimation_batches(data));
 
   for (double c : capacities) {
     models::Complexity cx = models::count_complexity(model, c, options.image_size, options.image_size);
@@ -73,15 +73,18 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
   if (gallery_model) {
     SCPN_CHECK(!gallery_model->is_training(), "run_sweep: the gallery model must be in eval mode");
     RetrievalOptions ropt;
-    ropt.same_set = true;
     ropt.recall_k = options.recall_k;
-    const std::vector<int64_t>& labels = data.test_labels;
-    Embedding other = embed(*gallery_model, data.test_images, {1.0}, options.batch_size);
+    const SetEmbedding other = embed_set(*gallery_model, data.test, {1.0}, options.batch_size);
     GalleryComparison g;
     g.name = gallery_name;
-    g.self = evaluate_retrieval(other.features, labels, other.features, labels, ropt);
-    g.accuracy = top1_accuracy(other.logits, labels);
-    for (const Tensor& f : r.report.features) g.cross.push_back(evaluate_retrieval(f, labels, other.features, labels, ropt));
+    g.self = retrieve(data.test, other, other, ropt);
+    g.accuracy = set_accuracy(data.test, other);
+    // Each capacity's query features (kept by evaluate_model) against the other model's gallery.
+    for (const Tensor& f : r.report.features) {
+      SetEmbedding queries;
+      queries.query.features = f;
+      g.cross.push_back(retrieve(data.test, queries, other, ropt));
+    }
     r.gallery = std::move(g);
     r.report.features.clear();
   }
@@ -100,7 +103,7 @@ nlohmann::json SweepResult::to_json() const {
   }
   j["trained_capacities"] = trained;
   j["image_size"] = image_size;
-  j["test_images"] = report.rows.empty() ? 0 : report.rows[0].self.queries;
+  j["test_images"] = report.rows.empty() ? 0 : report.rows[0].self.queries;  // the queries
   if (gallery)
     j["other_gallery"] = {{"checkpoint", gallery->name}, {"self", retrieval_summary(gallery->self)}, {"accuracy", gallery->accuracy}};
   return j;
@@ -116,14 +119,14 @@ std::string SweepResult::table() const {
      << "\n";
   for (size_t i = 0; i < report.rows.size(); ++i) {
     const CapacityReport& r = report.rows[i];
-    std::snprintf(line, sizeof line, "%-8s %-7s %-12s %10lld %9.3f %5.1f%% %8.4f %9.4f %8.4f %9.4f %8.4f",
+    std::snprintf(line, sizeof line, "%-8s %-7s %-12s %10lld %9.3f %5.1f%% %8.4f %9.4f %8.4f %9.4f %8s",
                   models::capacity_key(r.capacity).c_str(), is_trained(r.capacity) ? "yes" : "no", r.bn_source.c_str(),
                   (long long)params[i], macs[i] / 1e6, parent_macs ? 100.0 * double(macs[i]) / double(parent_macs) : 0.0,
-                  r.self.map, r.cross.map, recall_at_1(r.self), recall_at_1(r.cross), r.accuracy);
+                  r.self.map, r.cross.map, recall_at_1(r.self), recall_at_1(r.cross), score_str(r.accuracy).c_str());
     os << line;
     if (parent_bn) {
       if (r.has_parent_bn)
-        std::snprintf(line, sizeof line, " |            %9.4f %8.4f", r.cross_parent_bn.map, r.accuracy_parent_bn);
+        std::snprintf(line, sizeof line, " |            %9.4f %8s", r.cross_parent_bn.map, score_str(r.accuracy_parent_bn).c_str());
       else
         std::snprintf(line, sizeof line, " |            %9s %8s", "-", "-");
       os << line;
@@ -135,8 +138,8 @@ std::string SweepResult::table() const {
     os << "\n";
   }
   if (gallery) {
-    std::snprintf(line, sizeof line, "other gallery: %s (self mAP %.4f, R@1 %.4f, accuracy %.4f)\n", gallery->name.c_str(),
-                  gallery->self.map, recall_at_1(gallery->self), gallery->accuracy);
+    std::snprintf(line, sizeof line, "other gallery: %s (self mAP %.4f, R@1 %.4f, accuracy %s)\n", gallery->name.c_str(),
+                  gallery->self.map, recall_at_1(gallery->self), score_str(gallery->accuracy).c_str());
     os << line;
   }
   const CompatibilityMatrix& m = report.matrix;

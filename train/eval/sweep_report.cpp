@@ -100,7 +100,8 @@ plots::LinePlot curves(const SweepResult& r, bool against_macs) {
   series("cross-test mAP (vs parent)", kOrange, false, [&](size_t i) { return rows[i].cross.map; }, always);
   series("cross-test mAP, parent BN stats", kOrange, true, [&](size_t i) { return rows[i].cross_parent_bn.map; },
          with_parent_bn);
-  series("accuracy", kGreen, true, [&](size_t i) { return rows[i].accuracy; }, always);
+  auto with_accuracy = [](const CapacityReport& row) { return !std::isnan(row.accuracy); };
+  series("accuracy", kGreen, true, [&](size_t i) { return rows[i].accuracy; }, with_accuracy);
   if (r.gallery)
     series("cross mAP vs other model", kPurple, false, [&](size_t i) { return r.gallery->cross[i].map; }, always);
   return p;
