@@ -115,8 +115,10 @@ const std::vector<Entry>& table() {
             "mask granularity: weight (one score per weight, the paper's) or channel (one per filter inside blocks)",
             one_of({"weight", "channel"})),
       field("data.dataset", &TrainConfig::dataset,
-            "fashion_mnist (IDX .gz files in data.root) or image_folder (data.root/{train,test}/<class>/*.jpg|png)",
-            one_of({"fashion_mnist", "image_folder"})),
+            "fashion_mnist (IDX .gz files in data.root), image_folder (data.root/{train,test}/<class>/*.jpg|png) or "
+            "inshop (DeepFashion In-shop: list_eval_partition.txt's train split trains, its query split is ranked "
+            "against its gallery split)",
+            one_of({"fashion_mnist", "image_folder", "inshop"})),
       field("data.root", &TrainConfig::data_root, "where the dataset lives"),
       field("data.train_limit", &TrainConfig::train_limit, "use the first N training images (0 = all)", at_least<int64_t>(0)),
       field("data.test_limit", &TrainConfig::test_limit, "use the first N test images for evaluation (0 = all)",

@@ -1,10 +1,32 @@
 #include "train/experiment_data.h"
 
+#include <filesystem>
+
 #include "kernels/common/error.h"
 #include "train/data/idx.h"
 #include "train/data/image_files.h"
 
 namespace scpn::train {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Where an In-shop copy keeps its partition file and the root its image paths are relative to: data.root
+// itself (list_eval_partition.txt beside img/), or DeepFashion's release layout (Eval/list_eval_partition.txt,
+// the paths "img/..." under Img/).
+struct InShopLayout {
+  std::string partition, images;
+};
+InShopLayout find_inshop_layout(const std::string& root) {
+  if (fs::is_regular_file(root + "/list_eval_partition.txt")) return {root + "/list_eval_partition.txt", root};
+  if (fs::is_regular_file(root + "/Eval/list_eval_partition.txt"))
+    return {root + "/Eval/list_eval_partition.txt", fs::is_directory(root + "/Img") ? root + "/Img" : root};
+  throw Error(cat("data.root ", root, ": no In-shop list_eval_partition.txt (looked for ", root,
+                  "/list_eval_partition.txt and ", root, "/Eval/list_eval_partition.txt)"));
+}
+
+}  // namespace
 
 ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
   if (cfg.dataset == "fashion_mnist") {
@@ -27,16 +49,26 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
     // Fashion-MNIST's training-set mean and standard deviation.
     train_transforms.add(data::normalize({0.2860f}, {0.3530f}));
     test_transforms.add(data::normalize({0.2860f}, {0.3530f}));
-  } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
+  } else {  // RGB image files
     channels = 3;
     data::DecodeOptions decode;
     decode.channels = 3;
-    auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
-    auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
-    SCPN_CHECK(train_files->class_names() == test_files->class_names(), cfg.data_root,
-               ": train/ and test/ must have the same class folders");
-    train_set = train_files;
-    test_set = test_files;
+    if (cfg.dataset == "inshop") {
+      const InShopLayout layout = find_inshop_layout(cfg.data_root);
+      train_set = std::make_shared<data::ImageFileDataset>(
+          data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::train, decode));
+      test_set = std::make_shared<data::ImageFileDataset>(
+          data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::query, decode));
+      gallery_set = std::make_shared<data::ImageFileDataset>(
+          data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::gallery, decode));
+    } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
+      auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
+      auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
+      SCPN_CHECK(train_files->class_names() == test_files->class_names(), cfg.data_root,
+                 ": train/ and test/ must have the same class folders");
+      train_set = train_files;
+      test_set = test_files;
+    }
     int64_t s = cfg.image_size;
     if (cfg.augment) {
       train_transforms.add(data::random_resized_crop(s, s));
@@ -51,7 +83,12 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
   }
   SCPN_CHECK(train_set->size() >= cfg.batch_size, "data: the training set has ", train_set->size(),
              " images, fewer than train.batch_size = ", cfg.batch_size);
-  SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
+  if (gallery_set) {
+    SCPN_CHECK(test_set->size() >= 1, "data: the query split has no image");
+    SCPN_CHECK(gallery_set->size() >= 1, "data: the gallery split has no image");
+  } else {
+    SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
+  }
 }
 data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last) const {
   const TrainConfig& cfg = config;

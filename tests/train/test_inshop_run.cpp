@@ -1,0 +1,205 @@
+// train_scpn on an In-shop-style dataset (data.dataset = inshop) end to end, on a small synthetic copy
+// written by the test: the train split trains, the query split is ranked against the gallery split; the
+// report's mAP equals a brute-force computation from the model's own features, accuracy is absent (the
+// query items are not training classes), the epoch metric is query-to-gallery Recall@1, and the eval
+// tool's sweep and the pruning evaluation use the same protocol. DeepFashion's release layout
+// (Eval/, Img/) is found, and a folder without a partition file is refused with its path.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/checkpoint.h"
+#include "models/features.h"
+#include "tests/train/data_fixtures.h"
+#include "train/eval/prune.h"
+#include "train/eval/sweep.h"
+#include "train/experiment_data.h"
+#include "train/trainer.h"
+
+using namespace scpn;
+using namespace scpn::train;
+
+namespace {
+
+// Item i's images are a colour of its own over hashed noise, so the items can be told apart. Train items
+// 0..5 (4 images each), evaluation items 6..9 (2 queries and 3 gallery images each).
+void write_synthetic_inshop(const test::TempDir& dir, const std::string& partition_name, const std::string& image_dir) {
+  std::string lines;
+  int64_t count = 0;
+  auto add = [&](int item, int k, const char* status) {
+    const std::string rel = cat("img/item_", item, "/", k, ".png");
+    std::vector<unsigned char> px(24 * 24 * 3);
+    for (int y = 0; y < 24; ++y)
+      for (int x = 0; x < 24; ++x)
+        for (int c = 0; c < 3; ++c) {
+          const size_t p = size_t((y * 24 + x) * 3 + c);
+          uint32_t h = uint32_t(item * 7919 + k * 104729) ^ uint32_t(p * 2654435761u);
+          h ^= h >> 13;
+          const bool stripe = ((x * (item % 3 + 1) + y * (item / 3 + 1)) / 4) % 2 == 0;
+          const int base = 90 + ((item + c) % 3) * 15;
+          px[p] = static_cast<unsigned char>(std::min(255, base + (stripe ? 25 : 0) + int(h % 90u)));
+        }
+    test::write_png(dir.file(image_dir + rel), 24, 24, 3, px);
+    lines += cat(rel, " id_", 1000 + item, " ", status, "\n");
+    ++count;
+  };
+  for (int item = 0; item < 6; ++item)
+    for (int k = 0; k < 4; ++k) add(item, k, "train");
+  for (int item = 6; item < 10; ++item) {
+    for (int k = 0; k < 2; ++k) add(item, k, "query");
+    for (int k = 2; k < 5; ++k) add(item, k, "gallery");
+  }
+  test::write_text(dir.file(partition_name), cat(count, "\nimage_name item_id evaluation_status\n", lines));
+}
+
+TrainConfig inshop_config(const std::string& root, const std::string& out) {
+  return parse_config("", {"data.dataset=inshop", "data.root=" + root, "data.image_size=16", "data.augment=false",
+                           "data.workers=1", "model.base_width=4", "model.feature_dim=8", "train.batch_size=8",
+                           "train.epochs=12", "train.capacities=[0.5]", "eval.capacities=[1.0,0.5,0.3]",
+                           "eval.bn_reestimate_batches=2", "eval.recall_k=[1,2]", "output.log_every=1",
+                           "output.dir=" + out, "device=cpu"});
+}
+
+// Mean over queries of average precision against the gallery by cosine similarity, computed naively.
+double brute_force_map(const Tensor& query, const std::vector<int64_t>& query_labels, const Tensor& gallery,
+                       const std::vector<int64_t>& gallery_labels) {
+  const std::vector<double> q = query.to_vector(), g = gallery.to_vector();
+  const size_t d = size_t(query.size(1)), nq = query_labels.size(), ng = gallery_labels.size();
+  double sum = 0;
+  for (size_t i = 0; i < nq; ++i) {
+    std::vector<std::pair<double, size_t>> ranked;
+    for (size_t j = 0; j < ng; ++j) {
+      double s = 0;
+      for (size_t k = 0; k < d; ++k) s += q[i * d + k] * g[j * d + k];
+      ranked.emplace_back(-s, j);
+    }
+    std::sort(ranked.begin(), ranked.end());
+    double hits = 0, ap = 0, relevant = 0;
+    for (size_t j = 0; j < ng; ++j) relevant += gallery_labels[j] == query_labels[i];
+    for (size_t r = 0; r < ng; ++r)
+      if (gallery_labels[ranked[r].second] == query_labels[i]) ap += ++hits / double(r + 1);
+    sum += ap / relevant;
+  }
+  return sum / double(nq);
+}
+
+}  // namespace
+
+TEST_CASE("inshop: train split trains, queries are ranked against the gallery, no accuracy") {
+  test::TempDir dir("inshop_run");
+  write_synthetic_inshop(dir, "list_eval_partition.txt", "");
+  const std::string root = dir.str(), out = dir.str() + "/run";
+  Trainer trainer(inshop_config(root, out), TrainerOptions{.quiet = true});
+  CHECK(trainer.model().config().num_classes == 6);  // the train items
+  const TrainSummary s = trainer.run();
+  CHECK(s.steps == 36);  // 24 train images in batches of 8, 12 epochs (the BatchNorm running statistics settle)
+
+  REQUIRE(s.report.rows.size() == 3);
+  for (const CapacityReport& r : s.report.rows) {
+    CAPTURE(r.capacity);
+    CHECK(r.self.queries == 8);
+    CHECK(r.self.evaluated == 8);  // every query has 3 relevant gallery images
+    CHECK(r.cross.queries == 8);
+    CHECK(std::isnan(r.accuracy));
+    CHECK(r.self.map > 0);
+    CHECK(r.self.map <= 1);
+  }
+  CHECK(s.report.matrix.map[0][0] == doctest::Approx(s.report.rows[0].self.map));
+
+  // The parent's row against an independent computation from the model's own features.
+  ExperimentData data(inshop_config(root, out));
+  data.load_test_set();
+  REQUIRE(!data.test.one_set());
+  CHECK(data.test.queries() == 8);
+  CHECK(data.test.gallery_size() == 12);
+  // Every row (the parent, a trained and an untrained capacity, their own statistics) against an
+  // independent computation from the model's features of the query and gallery splits.
+  for (const CapacityReport& r : s.report.rows) {
+    CAPTURE(r.capacity);
+    const models::ForwardContext ctx{r.capacity, models::BnStatsMode::own};
+    const Tensor fq = models::extract_features(trainer.model(), data.test.query_images, ctx, 5);
+    const Tensor fg = models::extract_features(trainer.model(), data.test.gallery_images, ctx, 5);
+    const double expected = brute_force_map(fq, data.test.query_labels, fg, data.test.gallery_labels);
+    CHECK(r.self.map == doctest::Approx(expected).epsilon(1e-9));
+    MESSAGE("capacity ", r.capacity, ": query->gallery mAP ", r.self.map, " (brute force ", expected, ")");
+  }
+
+  // The epoch lines carry Recall@1 instead of an accuracy; the report prints '-' for the accuracy.
+  std::ifstream metrics(out + "/metrics.jsonl");
+  int epoch_lines = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (!j.contains("mean_parent_loss")) continue;
+    ++epoch_lines;
+    CHECK(j.contains("parent_test_recall@1"));
+    CHECK(!j.contains("parent_test_accuracy"));
+  }
+  CHECK(epoch_lines == 12);
+  std::ifstream report_txt(out + "/report.txt");
+  std::string header, first_row;
+  std::getline(report_txt, header);
+  std::getline(report_txt, first_row);
+  CAPTURE(first_row);
+  CHECK(first_row.size() > 2);
+  CHECK(first_row.compare(first_row.size() - 2, 2, " -") == 0);  // the parent's row ends with its accuracy
+  CHECK(first_row.find("nan") == std::string::npos);
+}
+
+TEST_CASE("inshop: the eval sweep and the pruning evaluation rank queries against the gallery") {
+  test::TempDir dir("inshop_tools");
+  write_synthetic_inshop(dir, "list_eval_partition.txt", "");
+  const std::string root = dir.str();
+  Trainer trainer(inshop_config(root, root + "/run"), TrainerOptions{.quiet = true, .evaluate = false});
+  trainer.run();
+  std::unique_ptr<models::ResNet> model = models::load_model(root + "/run/final.safetensors");
+  model->eval();
+  ExperimentData data(inshop_config(root, root + "/run"));
+  data.load_test_set();
+
+  SweepOptions so;
+  so.capacities = {0.5, 0.3};
+  so.trained = {0.5};
+  so.reestimate_batches = 2;
+  so.recall_k = {1};
+  so.image_size = 16;
+  const SweepResult sweep = run_sweep(*model, data, so);
+  REQUIRE(sweep.report.rows.size() == 3);
+  CHECK(sweep.report.rows[0].self.queries == 8);
+  CHECK(std::isnan(sweep.report.rows[1].accuracy));
+  CHECK(sweep.table().find("nan") == std::string::npos);
+
+  PruneOptions po;
+  po.capacity = 0.4;
+  po.reestimate_batches = 2;
+  po.recall_k = {1};
+  po.image_size = 16;
+  po.source_name = "final.safetensors";
+  const PruneResult pruned = prune_model(*model, po, &data, "");
+  CHECK(pruned.evaluated);
+  CHECK(pruned.test_images == 8);
+  CHECK(pruned.gallery_images == 12);
+  CHECK(std::isnan(pruned.parent_accuracy));
+  CHECK(pruned.summary().find("8 queries against a gallery of 12 images") != std::string::npos);
+  CHECK(pruned.summary().find("nan") == std::string::npos);
+}
+
+TEST_CASE("inshop: DeepFashion's release layout is found; a folder without a partition file is refused") {
+  test::TempDir dir("inshop_layout");
+  write_synthetic_inshop(dir, "Eval/list_eval_partition.txt", "Img/");
+  ExperimentData data(inshop_config(dir.str(), dir.str() + "/run"));
+  CHECK(data.train_set->size() == 24);
+  CHECK(data.test_set->size() == 8);
+  CHECK(data.gallery_set->size() == 12);
+
+  test::TempDir empty("inshop_empty");
+  const std::string expected = cat("data.root ", empty.str(), ": no In-shop list_eval_partition.txt (looked for ",
+                                   empty.str(), "/list_eval_partition.txt and ", empty.str(),
+                                   "/Eval/list_eval_partition.txt)");
+  CHECK_THROWS_WITH_AS(ExperimentData(inshop_config(empty.str(), empty.str() + "/run")), expected.c_str(), Error);
+}
