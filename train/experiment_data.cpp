@@ -5,6 +5,7 @@
 #include "kernels/common/error.h"
 #include "train/data/idx.h"
 #include "train/data/image_files.h"
+#include "train/data/subset.h"
 
 namespace scpn::train {
 
@@ -69,6 +70,9 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
       train_set = train_files;
       test_set = test_files;
     }
+    train_set = data::limit_evenly(train_set, cfg.train_limit);
+    test_set = data::limit_evenly(test_set, cfg.test_limit);
+    if (gallery_set) gallery_set = data::limit_evenly(gallery_set, cfg.test_limit);
     int64_t s = cfg.image_size;
     if (cfg.augment) {
       train_transforms.add(data::random_resized_crop(s, s));

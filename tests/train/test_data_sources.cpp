@@ -9,6 +9,7 @@
 #include "tests/train/data_fixtures.h"
 #include "train/data/idx.h"
 #include "train/data/image_files.h"
+#include "train/data/subset.h"
 
 using namespace scpn;
 using namespace scpn::data;
@@ -364,4 +365,29 @@ TEST_CASE("GLDv2 train.csv: nested image paths and dense landmark labels") {
   refused("id,url,landmark_id\nabcd,u,1,extra\n", "GLDv2 csv " + csv + ":2: 4 fields, the header has 3");
   refused("id,url,landmark_id\n", "GLDv2 csv " + csv + ": no images");
   refused("", "GLDv2 csv " + csv + ": empty file");
+}
+
+TEST_CASE("evenly spaced subset: data.train_limit / test_limit on image datasets keep every class") {
+  // Ten samples sorted by class (0 0 0 0 1 1 1 2 2 2), as image folders are.
+  struct Sorted : Dataset {
+    int64_t size() const override { return 10; }
+    int64_t num_classes() const override { return 3; }
+    int64_t label(int64_t i) const override { return i < 4 ? 0 : i < 7 ? 1 : 2; }
+    Image load(int64_t i) const override { return Image(1, 1, 1, float(i)); }
+    std::string describe(int64_t i) const override { return cat("sample", i); }
+  };
+  auto source = std::make_shared<Sorted>();
+  std::shared_ptr<Dataset> four = limit_evenly(source, 4);
+  REQUIRE(four->size() == 4);
+  CHECK(four->num_classes() == 3);
+  std::vector<int64_t> labels;
+  for (int64_t i = 0; i < 4; ++i) labels.push_back(four->label(i));
+  CHECK(labels == std::vector<int64_t>{0, 0, 1, 2});  // samples 0, 2, 5, 7: every class, where the first 4 are all 0
+  CHECK(four->describe(2) == "sample5");
+  CHECK(four->load(3).pixels == std::vector<float>{7.0f});
+  CHECK(limit_evenly(source, 0) == source);   // 0 = all
+  CHECK(limit_evenly(source, 10) == source);  // not below the size
+  CHECK(limit_evenly(source, 25) == source);
+  CHECK_THROWS_WITH_AS(EvenlySpacedSubset(source, 11), "EvenlySpacedSubset: 11 samples asked of a dataset of 10", Error);
+  CHECK_THROWS_WITH_AS(four->label(4), "EvenlySpacedSubset: index 4 out of range [0, 4)", Error);
 }
