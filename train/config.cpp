@@ -117,12 +117,16 @@ const std::vector<Entry>& table() {
       field("data.dataset", &TrainConfig::dataset,
             "fashion_mnist (IDX .gz files in data.root), image_folder (data.root/{train,test}/<class>/*.jpg|png) or "
             "inshop (DeepFashion In-shop: list_eval_partition.txt's train split trains, its query split is ranked "
-            "against its gallery split)",
-            one_of({"fashion_mnist", "image_folder", "inshop"})),
+            "against its gallery split) or gldv2 (data.root/train.csv and data.root/x/y/z/<id>.jpg: the landmarks of "
+            "data.held_out_classes are kept out of training, their images query each other)",
+            one_of({"fashion_mnist", "image_folder", "inshop", "gldv2"})),
       field("data.root", &TrainConfig::data_root, "where the dataset lives"),
       field("data.train_limit", &TrainConfig::train_limit, "use N training images (0 = all): the first N of Fashion-MNIST, N evenly spaced ones of an image dataset (sorted by class)", at_least<int64_t>(0)),
       field("data.test_limit", &TrainConfig::test_limit, "use N test images for evaluation (0 = all), chosen as for data.train_limit (In-shop: N queries and N gallery images)",
             at_least<int64_t>(0)),
+      field("data.held_out_classes", &TrainConfig::held_out_classes,
+            "gldv2: fraction of the landmarks held out for the retrieval test (a fixed split; the rest train)",
+            in_range(0.01, 0.99)),
       field("data.image_size", &TrainConfig::image_size, "side of the (square) network input in pixels", at_least<int64_t>(8)),
       field("data.augment", &TrainConfig::augment, "training augmentation (random crop with padding / resized crop, flip)"),
       field("data.workers", &TrainConfig::workers, "loader threads", at_least<int64_t>(1)),

@@ -23,6 +23,7 @@ struct TrainConfig {
   std::string data_root = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 4800;  // 0 = all
   int64_t test_limit = 2000;
+  double held_out_classes = 0.3;  // gldv2: fraction of landmarks kept out of training for retrieval
   int64_t image_size = 28;
   bool augment = true;
   int64_t workers = 2;

@@ -62,6 +62,14 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
           data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::query, decode));
       gallery_set = std::make_shared<data::ImageFileDataset>(
           data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::gallery, decode));
+    } else if (cfg.dataset == "gldv2") {
+      auto all = std::make_shared<data::ImageFileDataset>(
+          data::gldv2_dataset(cfg.data_root + "/train.csv", cfg.data_root, decode));
+      SCPN_CHECK(all->num_classes() >= 2, cfg.data_root, "/train.csv: ", all->num_classes(),
+                 " landmark(s); a class-disjoint split needs at least 2");
+      const data::ClassSplit split = data::split_classes(all->num_classes(), cfg.held_out_classes);
+      train_set = std::make_shared<data::ClassSubset>(all, split.kept);
+      test_set = std::make_shared<data::ClassSubset>(all, split.held_out);
     } else {  // image_folder: root/train/<class>/..., root/test/<class>/...
       auto train_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/train", decode));
       auto test_files = std::make_shared<data::ImageFileDataset>(data::image_folder_dataset(cfg.data_root + "/test", decode));
@@ -135,6 +143,7 @@ void materialise(const ExperimentData& d, const std::shared_ptr<data::Dataset>& 
 }  // namespace
 
 void ExperimentData::load_test_set() {
+  test.labels_are_classes = config.dataset == "fashion_mnist" || config.dataset == "image_folder";
   materialise(*this, test_set, test.query_images, test.query_labels);
   if (gallery_set) materialise(*this, gallery_set, test.gallery_images, test.gallery_labels);
 }

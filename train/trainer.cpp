@@ -161,10 +161,13 @@ void Trainer::State::resume_from(const std::string& path) {
     return json::parse(it->second);
   };
   json saved = meta("train_config"), now = cfg.to_json();
-  for (auto& [key, value] : now.items())
-    if (!may_change_on_resume(key) && saved.value(key, json()) != value)
-      throw Error(cat(path, ": cannot resume: ", key, " was ", saved.value(key, json()).dump(), " in the run, now ",
-                      value.dump()));
+  // A key newer than the checkpoint had its default value in that run.
+  const json defaults = TrainConfig().to_json();
+  for (auto& [key, value] : now.items()) {
+    const json was = saved.contains(key) ? saved.at(key) : defaults.value(key, json());
+    if (!may_change_on_resume(key) && was != value)
+      throw Error(cat(path, ": cannot resume: ", key, " was ", was.dump(), " in the run, now ", value.dump()));
+  }
   std::map<std::string, Tensor> targets;
   for (auto& [name, t] : model->state()) targets[name] = t;
   NamedTensors optim_tensors;

@@ -3,6 +3,7 @@
 // partitions and GLDv2 csv files; every bad file or configuration refused with its exact message.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <numeric>
 
@@ -390,4 +391,40 @@ TEST_CASE("evenly spaced subset: data.train_limit / test_limit on image datasets
   CHECK(limit_evenly(source, 25) == source);
   CHECK_THROWS_WITH_AS(EvenlySpacedSubset(source, 11), "EvenlySpacedSubset: 11 samples asked of a dataset of 10", Error);
   CHECK_THROWS_WITH_AS(four->label(4), "EvenlySpacedSubset: index 4 out of range [0, 4)", Error);
+}
+
+TEST_CASE("class split and class subsets: a fixed, class-disjoint split; views relabel densely") {
+  const ClassSplit a = split_classes(10, 0.3), b = split_classes(10, 0.3);
+  CHECK(a.held_out == b.held_out);  // depends on nothing but the class count
+  CHECK(a.held_out.size() == 3);
+  CHECK(a.kept.size() == 7);
+  std::vector<int64_t> all = a.kept;
+  all.insert(all.end(), a.held_out.begin(), a.held_out.end());
+  std::sort(all.begin(), all.end());
+  CHECK(all == std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  CHECK(split_classes(2, 0.01).held_out.size() == 1);  // at least one, at most all but one
+  CHECK(split_classes(2, 0.99).kept.size() == 1);
+  CHECK_THROWS_WITH_AS(split_classes(1, 0.3), "split_classes: 1 classes cannot be split in two", Error);
+
+  struct Labels : Dataset {  // labels 2 0 1 2 0 1 2 0 1 2
+    int64_t size() const override { return 10; }
+    int64_t num_classes() const override { return 3; }
+    int64_t label(int64_t i) const override { return (i + 2) % 3; }
+    Image load(int64_t i) const override { return Image(1, 1, 1, float(i)); }
+    std::string describe(int64_t i) const override { return cat("sample", i); }
+  };
+  auto source = std::make_shared<Labels>();
+  ClassSubset view(source, {2, 0});  // class 2 becomes 0, class 0 becomes 1
+  REQUIRE(view.size() == 7);
+  CHECK(view.num_classes() == 2);
+  std::vector<int64_t> sources, labels;
+  for (int64_t i = 0; i < view.size(); ++i) {
+    sources.push_back(view.source_index(i));
+    labels.push_back(view.label(i));
+  }
+  CHECK(sources == std::vector<int64_t>{0, 1, 3, 4, 6, 7, 9});
+  CHECK(labels == std::vector<int64_t>{0, 1, 0, 1, 0, 1, 0});
+  CHECK(view.describe(2) == "sample3");
+  CHECK_THROWS_WITH_AS(ClassSubset(source, {0, 0}), "ClassSubset: class 0 listed twice", Error);
+  CHECK_THROWS_WITH_AS(ClassSubset(source, {3}), "ClassSubset: class 3 out of range [0, 3)", Error);
 }

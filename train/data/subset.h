@@ -1,9 +1,14 @@
-// A view of n samples of a dataset spread evenly over it (sample i of the view is sample ⌊i·size/n⌋ of
-// the source), for data.train_limit / data.test_limit on image datasets: their samples are sorted by class,
-// so an evenly spaced subset keeps every class in proportion where the first n would keep only the first
-// classes. Labels and classes are the source's. Tested by tests/train/test_data_sources.cpp.
+// Views of a dataset that select samples without copying them:
+//  - EvenlySpacedSubset: n samples spread evenly (sample i of the view is sample ⌊i·size/n⌋ of the source),
+//    for data.train_limit / data.test_limit on image datasets: image folders are sorted by class, so an
+//    evenly spaced subset keeps every class in proportion where the first n would keep only the first ones.
+//    Labels and classes are the source's.
+//  - ClassSubset: the samples of some classes, relabelled 0..k-1, for a class-disjoint split (GLDv2's
+//    held-out landmarks).
+// Tested by tests/train/test_data_sources.cpp.
 #pragma once
 #include <memory>
+#include <vector>
 
 #include "train/data/dataset.h"
 
@@ -24,6 +29,32 @@ class EvenlySpacedSubset : public Dataset {
   std::shared_ptr<const Dataset> source_;
   int64_t n_;
 };
+
+class ClassSubset : public Dataset {
+ public:
+  // `classes`: distinct source labels; the view's label k is classes[k]. Sample order is the source's.
+  ClassSubset(std::shared_ptr<const Dataset> source, const std::vector<int64_t>& classes);
+  int64_t size() const override { return int64_t(indices_.size()); }
+  int64_t num_classes() const override { return num_classes_; }
+  int64_t label(int64_t i) const override { return new_label_[size_t(source_->label(source_index(i)))]; }
+  Image load(int64_t i) const override { return source_->load(source_index(i)); }
+  std::string describe(int64_t i) const override { return source_->describe(source_index(i)); }
+  int64_t source_index(int64_t i) const;
+
+ private:
+  std::shared_ptr<const Dataset> source_;
+  std::vector<int64_t> indices_;    // source sample of each view sample
+  std::vector<int64_t> new_label_;  // per source class: its view label, or -1
+  int64_t num_classes_ = 0;
+};
+
+// A class-disjoint split of `num_classes` classes: round(fraction · num_classes) of them (at least one,
+// at most all but one) held out, chosen by a fixed pseudo-random order that depends on nothing but the
+// class count, so every run and every tool sees the same split. Both lists ascending.
+struct ClassSplit {
+  std::vector<int64_t> kept, held_out;
+};
+ClassSplit split_classes(int64_t num_classes, double fraction);
 
 // The source itself when limit is 0 or not below its size, else an EvenlySpacedSubset of `limit` samples.
 std::shared_ptr<Dataset> limit_evenly(std::shared_ptr<Dataset> source, int64_t limit);

@@ -108,10 +108,12 @@ EvalReport evaluate_model(ResNet& model, const RetrievalSet& test, const EvalOpt
   return report;
 }
 
-static nlohmann::json retrieval_json(const RetrievalResult& r) {
+nlohmann::json retrieval_json(const RetrievalResult& r) {
   nlohmann::json j;
   j["map"] = r.map;
+  j["map@" + std::to_string(r.map_cutoff)] = r.map_at_cutoff;
   for (size_t i = 0; i < r.recall_k.size(); ++i) j["recall@" + std::to_string(r.recall_k[i])] = r.recall[i];
+  j["queries"] = r.queries;
   j["queries_without_relevant"] = r.no_relevant;
   return j;
 }

@@ -61,6 +61,9 @@ SetEmbedding embed_set(const models::ResNet& model, const RetrievalSet& set, con
 // for self-test, the parent's for cross-test); under one set each query's own item is left out.
 RetrievalResult retrieve(const RetrievalSet& set, const SetEmbedding& queries, const SetEmbedding& gallery,
                          RetrievalOptions options);
+// A retrieval result as JSON: mAP, mAP@k, Recall@K, the number of queries and of those without a relevant
+// item (left out of the means). Every report (train_scpn, eval, prune) writes this form.
+nlohmann::json retrieval_json(const RetrievalResult& r);
 // Top-1 accuracy of the queries' logits, or NaN where the set has none (RetrievalSet::has_accuracy).
 double set_accuracy(const RetrievalSet& set, const SetEmbedding& e);
 

@@ -129,12 +129,6 @@ std::string percent(int64_t part, int64_t whole) {
   return buf;
 }
 
-nlohmann::json retrieval_summary(const RetrievalResult& r) {
-  nlohmann::json j{{"map", r.map}};
-  for (size_t i = 0; i < r.recall_k.size(); ++i) j["recall@" + std::to_string(r.recall_k[i])] = r.recall[i];
-  return j;
-}
-
 double recall_at_1(const RetrievalResult& r) { return r.recall.empty() ? 0.0 : r.recall[0]; }
 
 }  // namespace
@@ -188,12 +182,12 @@ nlohmann::json PruneResult::to_json() const {
     nlohmann::json e;
     e["test_images"] = test_images;
     if (gallery_images > 0) e["gallery_images"] = gallery_images;
-    e["parent"] = {{"self", retrieval_summary(parent_self)}, {"accuracy", parent_accuracy}};
+    e["parent"] = {{"self", retrieval_json(parent_self)}, {"accuracy", parent_accuracy}};
     for (const PruneVariant& v : variants)
       e["variants"].push_back({{"bn_statistics", v.bn_stats},
                                {"exported", v.exported},
-                               {"self", retrieval_summary(v.self)},
-                               {"cross", retrieval_summary(v.cross)},
+                               {"self", retrieval_json(v.self)},
+                               {"cross", retrieval_json(v.cross)},
                                {"accuracy", v.accuracy}});
     j["evaluation"] = e;
   }

@@ -1,8 +1,7 @@
-// The images a retrieval evaluation embeds. Two protocols: one set (Fashion-MNIST, image folders), where
-// every item queries all the others; and a query split ranked against a separate gallery split (In-shop),
-// where a query's relevant items are the gallery images of the same item. Labels of one set are the
-// training classes, so classification accuracy means something there; a query/gallery split's labels are
-// item ids unseen in training, so it has no accuracy.
+// The images a retrieval evaluation embeds. Two protocols: one set (Fashion-MNIST, image folders, GLDv2's
+// held-out landmarks), where every item queries all the others; and a query split ranked against a
+// separate gallery split (In-shop), where a query's relevant items are the gallery images of the same
+// item. Accuracy is defined only where the labels are the training classes.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -16,11 +15,13 @@ struct RetrievalSet {
   std::vector<int64_t> query_labels;
   Tensor gallery_images;  // [Ng, C, H, W]; undefined for one set (the queries are the gallery)
   std::vector<int64_t> gallery_labels;
+  // The labels are the classifier's classes (Fashion-MNIST, image folders), so accuracy is defined; not for
+  // In-shop's evaluation items or GLDv2's held-out landmarks.
+  bool labels_are_classes = true;
 
   bool one_set() const { return !gallery_images.defined(); }
   bool loaded() const { return query_images.defined() && !query_labels.empty(); }
-  // The labels are the classifier's classes (one set): accuracy is defined.
-  bool has_accuracy() const { return one_set(); }
+  bool has_accuracy() const { return labels_are_classes; }
   const Tensor& gallery() const { return one_set() ? query_images : gallery_images; }
   const std::vector<int64_t>& gallery_label_list() const { return one_set() ? query_labels : gallery_labels; }
   int64_t queries() const { return int64_t(query_labels.size()); }

@@ -16,12 +16,6 @@ namespace {
 
 bool same_capacity(double a, double b) { return models::capacity_key(a) == models::capacity_key(b); }
 
-nlohmann::json retrieval_summary(const RetrievalResult& r) {
-  nlohmann::json j{{"map", r.map}};
-  for (size_t i = 0; i < r.recall_k.size(); ++i) j["recall@" + std::to_string(r.recall_k[i])] = r.recall[i];
-  return j;
-}
-
 double recall_at_1(const RetrievalResult& r) { return r.recall.empty() ? 0.0 : r.recall[0]; }
 
 }  // namespace
@@ -99,13 +93,13 @@ nlohmann::json SweepResult::to_json() const {
     row["params"] = params[i];
     row["macs"] = macs[i];
     row["macs_ratio"] = parent_macs ? double(macs[i]) / double(parent_macs) : 0.0;
-    if (gallery) row["cross_other_gallery"] = retrieval_summary(gallery->cross[i]);
+    if (gallery) row["cross_other_gallery"] = retrieval_json(gallery->cross[i]);
   }
   j["trained_capacities"] = trained;
   j["image_size"] = image_size;
   j["test_images"] = report.rows.empty() ? 0 : report.rows[0].self.queries;  // the queries
   if (gallery)
-    j["other_gallery"] = {{"checkpoint", gallery->name}, {"self", retrieval_summary(gallery->self)}, {"accuracy", gallery->accuracy}};
+    j["other_gallery"] = {{"checkpoint", gallery->name}, {"self", retrieval_json(gallery->self)}, {"accuracy", gallery->accuracy}};
   return j;
 }
 

@@ -1,14 +1,17 @@
-// train_scpn on an In-shop-style dataset (data.dataset = inshop) end to end, on a small synthetic copy
-// written by the test: the train split trains, the query split is ranked against the gallery split; the
-// report's mAP equals a brute-force computation from the model's own features, accuracy is absent (the
-// query items are not training classes), the epoch metric is query-to-gallery Recall@1, and the eval
-// tool's sweep and the pruning evaluation use the same protocol. DeepFashion's release layout
-// (Eval/, Img/) is found, and a folder without a partition file is refused with its path.
+// train_scpn on the paper's retrieval datasets end to end, on small synthetic copies written by the test.
+// In-shop (data.dataset = inshop): the train split trains, the query split is ranked against the gallery
+// split; the report's mAP equals a brute-force computation from the model's own features, accuracy is
+// absent (the query items are not training classes), the epoch metric is query-to-gallery Recall@1, and
+// the eval tool's sweep and the pruning evaluation use the same protocol; DeepFashion's release layout
+// (Eval/, Img/) is found, and a folder without a partition file is refused with its path. GLDv2 (gldv2):
+// the held-out landmarks never train, their images query each other (each one left out of its own
+// ranking), checked the same way.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,25 +30,30 @@ using namespace scpn::train;
 
 namespace {
 
-// Item i's images are a colour of its own over hashed noise, so the items can be told apart. Train items
-// 0..5 (4 images each), evaluation items 6..9 (2 queries and 3 gallery images each).
+// Image k of item (or landmark) i, 24x24 RGB: a colour and a stripe pattern of the item's own under strong
+// hashed noise, so that items can be told apart, but not perfectly.
+std::vector<unsigned char> item_image(int item, int k) {
+  std::vector<unsigned char> px(24 * 24 * 3);
+  for (int y = 0; y < 24; ++y)
+    for (int x = 0; x < 24; ++x)
+      for (int c = 0; c < 3; ++c) {
+        const size_t p = size_t((y * 24 + x) * 3 + c);
+        uint32_t h = uint32_t(item * 7919 + k * 104729) ^ uint32_t(p * 2654435761u);
+        h ^= h >> 13;
+        const bool stripe = ((x * (item % 3 + 1) + y * (item / 3 + 1)) / 4) % 2 == 0;
+        const int base = 90 + ((item + c) % 3) * 15;
+        px[p] = static_cast<unsigned char>(std::min(255, base + (stripe ? 25 : 0) + int(h % 90u)));
+      }
+  return px;
+}
+
+// In-shop: train items 0..5 (4 images each), evaluation items 6..9 (2 queries and 3 gallery images each).
 void write_synthetic_inshop(const test::TempDir& dir, const std::string& partition_name, const std::string& image_dir) {
   std::string lines;
   int64_t count = 0;
   auto add = [&](int item, int k, const char* status) {
     const std::string rel = cat("img/item_", item, "/", k, ".png");
-    std::vector<unsigned char> px(24 * 24 * 3);
-    for (int y = 0; y < 24; ++y)
-      for (int x = 0; x < 24; ++x)
-        for (int c = 0; c < 3; ++c) {
-          const size_t p = size_t((y * 24 + x) * 3 + c);
-          uint32_t h = uint32_t(item * 7919 + k * 104729) ^ uint32_t(p * 2654435761u);
-          h ^= h >> 13;
-          const bool stripe = ((x * (item % 3 + 1) + y * (item / 3 + 1)) / 4) % 2 == 0;
-          const int base = 90 + ((item + c) % 3) * 15;
-          px[p] = static_cast<unsigned char>(std::min(255, base + (stripe ? 25 : 0) + int(h % 90u)));
-        }
-    test::write_png(dir.file(image_dir + rel), 24, 24, 3, px);
+    test::write_png(dir.file(image_dir + rel), 24, 24, 3, item_image(item, k));
     lines += cat(rel, " id_", 1000 + item, " ", status, "\n");
     ++count;
   };
@@ -58,6 +66,18 @@ void write_synthetic_inshop(const test::TempDir& dir, const std::string& partiti
   test::write_text(dir.file(partition_name), cat(count, "\nimage_name item_id evaluation_status\n", lines));
 }
 
+// GLDv2: landmarks 0..9 (ids 500 + 7i, out of order in the csv), 4 images each, at root/a/b/c/<id>.jpg.
+void write_synthetic_gldv2(const test::TempDir& dir) {
+  std::string csv = "id,url,landmark_id\n";
+  for (int k = 0; k < 4; ++k)
+    for (int item = 9; item >= 0; --item) {
+      const std::string id = cat("f", item, "e", k, "0a1b2c3d");
+      test::write_jpeg(dir.file(cat(id[0], "/", id[1], "/", id[2], "/", id, ".jpg")), 24, 24, 3, item_image(item, k), 95);
+      csv += cat(id, ",http://example.org/", id, ".jpg,", 500 + 7 * item, "\n");
+    }
+  test::write_text(dir.file("train.csv"), csv);
+}
+
 TrainConfig inshop_config(const std::string& root, const std::string& out) {
   return parse_config("", {"data.dataset=inshop", "data.root=" + root, "data.image_size=16", "data.augment=false",
                            "data.workers=1", "model.base_width=4", "model.feature_dim=8", "train.batch_size=8",
@@ -67,22 +87,24 @@ TrainConfig inshop_config(const std::string& root, const std::string& out) {
 }
 
 // Mean over queries of average precision against the gallery by cosine similarity, computed naively.
+// With same_set, query i is gallery item i and is left out of its own ranking.
 double brute_force_map(const Tensor& query, const std::vector<int64_t>& query_labels, const Tensor& gallery,
-                       const std::vector<int64_t>& gallery_labels) {
+                       const std::vector<int64_t>& gallery_labels, bool same_set = false) {
   const std::vector<double> q = query.to_vector(), g = gallery.to_vector();
   const size_t d = size_t(query.size(1)), nq = query_labels.size(), ng = gallery_labels.size();
   double sum = 0;
   for (size_t i = 0; i < nq; ++i) {
     std::vector<std::pair<double, size_t>> ranked;
     for (size_t j = 0; j < ng; ++j) {
+      if (same_set && j == i) continue;
       double s = 0;
       for (size_t k = 0; k < d; ++k) s += q[i * d + k] * g[j * d + k];
       ranked.emplace_back(-s, j);
     }
     std::sort(ranked.begin(), ranked.end());
     double hits = 0, ap = 0, relevant = 0;
-    for (size_t j = 0; j < ng; ++j) relevant += gallery_labels[j] == query_labels[i];
-    for (size_t r = 0; r < ng; ++r)
+    for (const auto& [neg_sim, j] : ranked) relevant += gallery_labels[j] == query_labels[i];
+    for (size_t r = 0; r < ranked.size(); ++r)
       if (gallery_labels[ranked[r].second] == query_labels[i]) ap += ++hits / double(r + 1);
     sum += ap / relevant;
   }
@@ -212,4 +234,51 @@ TEST_CASE("inshop: DeepFashion's release layout is found; a folder without a par
                                    empty.str(), "/list_eval_partition.txt and ", empty.str(),
                                    "/Eval/list_eval_partition.txt)");
   CHECK_THROWS_WITH_AS(ExperimentData(inshop_config(empty.str(), empty.str() + "/run")), expected.c_str(), Error);
+}
+
+TEST_CASE("gldv2: held-out landmarks never train; their images query each other, with mAP@100 reported") {
+  test::TempDir dir("gldv2_run");
+  write_synthetic_gldv2(dir);
+  const std::string root = dir.str(), out = root + "/run";
+  TrainConfig cfg = inshop_config(root, out);
+  cfg.dataset = "gldv2";  // the same training settings; held_out_classes 0.3: 3 of the 10 landmarks
+  ExperimentData data(cfg);
+  CHECK(data.train_set->num_classes() == 7);
+  CHECK(data.train_set->size() == 28);
+  CHECK(data.test_set->num_classes() == 3);
+  CHECK(data.test_set->size() == 12);
+  CHECK(!data.gallery_set);
+  // No image is in both splits.
+  std::set<std::string> train_files, test_files;
+  for (int64_t i = 0; i < data.train_set->size(); ++i) train_files.insert(data.train_set->describe(i));
+  for (int64_t i = 0; i < data.test_set->size(); ++i) test_files.insert(data.test_set->describe(i));
+  CHECK(train_files.size() == 28);
+  CHECK(test_files.size() == 12);
+  for (const std::string& f : test_files) CHECK(train_files.count(f) == 0);
+
+  Trainer trainer(cfg, TrainerOptions{.quiet = true});
+  CHECK(trainer.model().config().num_classes == 7);
+  const TrainSummary s = trainer.run();
+  CHECK(s.steps == 36);  // 28 images in batches of 8 (drop last): 3 per epoch, 12 epochs
+  data.load_test_set();
+  REQUIRE(data.test.one_set());
+  CHECK(!data.test.has_accuracy());
+  REQUIRE(s.report.rows.size() == 3);
+  for (const CapacityReport& r : s.report.rows) {
+    CAPTURE(r.capacity);
+    CHECK(r.self.queries == 12);
+    CHECK(r.self.evaluated == 12);
+    CHECK(std::isnan(r.accuracy));
+    const models::ForwardContext ctx{r.capacity, models::BnStatsMode::own};
+    const Tensor f = models::extract_features(trainer.model(), data.test.query_images, ctx, 5);
+    const double expected = brute_force_map(f, data.test.query_labels, f, data.test.query_labels, true);
+    CHECK(r.self.map == doctest::Approx(expected).epsilon(1e-9));
+    // Every landmark has 3 other images, fewer than 100: mAP@100 is the full mAP.
+    CHECK(r.self.map_at_cutoff == doctest::Approx(r.self.map).epsilon(1e-12));
+    MESSAGE("capacity ", r.capacity, ": held-out landmarks mAP ", r.self.map, " (brute force ", expected, ")");
+  }
+  std::ifstream report(out + "/report.json");
+  const nlohmann::json j = nlohmann::json::parse(report);
+  CHECK(j.at("capacities").at(0).at("self").contains("map@100"));
+  CHECK(j.at("capacities").at(0).at("accuracy").is_null());
 }
