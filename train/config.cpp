@@ -174,6 +174,10 @@ const std::vector<Entry>& table() {
             "capacities evaluated at the end (untrained ones get BN statistics re-estimated)", capacity_list(true, false)),
       field("eval.bn_reestimate_batches", &TrainConfig::bn_reestimate_batches,
             "training batches averaged to re-estimate BN statistics of an untrained capacity", at_least<int64_t>(1)),
+      field("eval.in_memory_limit_mb", &TrainConfig::in_memory_limit_mb,
+            "test (query and gallery) images up to this many MiB of f32 are decoded once and kept in host memory; "
+            "larger sets are decoded again on every evaluation pass (0: always)",
+            at_least<int64_t>(0)),
       field("eval.parent_bn", &TrainConfig::eval_parent_bn, "also evaluate subnetworks with the parent's BN statistics"),
       field("eval.recall_k", &TrainConfig::recall_k, "K values of Recall@K"),
       field("output.dir", &TrainConfig::output_dir, "run folder: config, metrics.jsonl, checkpoints, report"),

@@ -56,6 +56,7 @@ struct TrainConfig {
   // evaluation
   std::vector<double> eval_capacities = {1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
   int64_t bn_reestimate_batches = 20;
+  int64_t in_memory_limit_mb = 4096;  // test images up to this size stay in host memory; larger ones stream
   bool eval_parent_bn = true;  // also report subnetworks with the parent's statistics
   std::vector<int64_t> recall_k = {1, 2, 4, 8};
   // output

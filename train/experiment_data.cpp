@@ -118,34 +118,43 @@ data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last)
 }
 namespace {
 
-// Every image of `set` through `transforms`, in order, as one tensor [N, C, S, S] and its labels.
-void materialise(const ExperimentData& d, const std::shared_ptr<data::Dataset>& set, Tensor& images,
+// The images of `set` through the test transforms, in order, and their labels. One decoding pass either
+// way (it reads the labels, which a bad-image replacement may change); the images are kept as one tensor
+// [N, C, S, S] when it fits eval.in_memory_limit_mb, else decoded again on every later pass.
+void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& set, ImageSet& images,
                  std::vector<int64_t>& labels) {
   data::LoaderOptions o = d.loader_options(false, false);
   o.batch_size = 256;
+  const int64_t s = d.config.image_size;
+  const double bytes = double(set->size()) * double(d.channels * s * s) * sizeof(float);
+  const bool keep = bytes <= double(d.config.in_memory_limit_mb) * 1024.0 * 1024.0;
   data::Loader loader(set, d.test_transforms, o);
   loader.start_epoch(0);
   std::vector<Tensor> parts;
   labels.clear();
   while (auto b = loader.next()) {
-    parts.push_back(b->images.clone());
+    if (keep) parts.push_back(b->images.clone());
     for (double l : b->labels.to_vector()) labels.push_back(int64_t(l));
   }
-  const int64_t n = int64_t(labels.size()), s = d.config.image_size;
-  images = Tensor::empty({n, d.channels, s, s});
+  if (!keep) {
+    images = ImageSet::streamed(set, d.test_transforms, o);
+    return;
+  }
+  Tensor all = Tensor::empty({int64_t(labels.size()), d.channels, s, s});
   int64_t row = 0;
   for (auto& p : parts) {
-    images.slice(row, row + p.size(0)).copy_(p);
+    all.slice(row, row + p.size(0)).copy_(p);
     row += p.size(0);
   }
+  images = ImageSet::in_memory(all);
 }
 
 }  // namespace
 
 void ExperimentData::load_test_set() {
   test.labels_are_classes = config.dataset == "fashion_mnist" || config.dataset == "image_folder";
-  materialise(*this, test_set, test.query_images, test.query_labels);
-  if (gallery_set) materialise(*this, gallery_set, test.gallery_images, test.gallery_labels);
+  load_images(*this, test_set, test.query_images, test.query_labels);
+  if (gallery_set) load_images(*this, gallery_set, test.gallery_images, test.gallery_labels);
 }
 
 std::function<Tensor(int64_t)> ExperimentData::reestimation_batches() const {

@@ -26,7 +26,8 @@ struct ExperimentData {
   int64_t channels = 1;
 
   data::LoaderOptions loader_options(bool shuffle, bool drop_last) const;
-  // Decodes and transforms the test set (and the gallery) once into `test`.
+  // Decodes and transforms the test set (and the gallery) into `test`: kept in memory up to
+  // eval.in_memory_limit_mb, else streamed (decoded again on every evaluation pass).
   void load_test_set();
   RetrievalSet test;
   // Un-augmented training images in a seeded order, batch i on call i (wrapping to new epochs).

@@ -80,7 +80,7 @@ Tensor masked_features(const std::string& dir, double capacity, models::BnStatsM
   if (reestimate > 0)
     reestimate_bn_stats(*l.model, capacity, reestimate, restarting_reestimation_batches(*l.data.data));
   l.model->eval();
-  return models::extract_features(*l.model, l.data.data->test.query_images, {capacity, mode}, 64);
+  return models::extract_features(*l.model, l.data.data->test.query_images.images(), {capacity, mode}, 64);
 }
 
 Tensor tensor_named(const models::ResNet& model, const std::string& name) {
@@ -103,7 +103,7 @@ TEST_CASE("a pruned checkpoint computes what the masked model computes at its ca
     CAPTURE(granularity);
     std::string dir = tiny_run(granularity);
     Loaded l = load_run(dir);
-    const Tensor images = l.data.data->test.query_images;
+    const Tensor images = l.data.data->test.query_images.images();
 
     // Trained capacity: its own statistics, by default.
     PruneOptions opt;
@@ -166,7 +166,7 @@ TEST_CASE("untrained capacities get re-estimated statistics; the parent's on req
   if (!have_fashion()) return;
   std::string dir = tiny_run("weight");
   Loaded l = load_run(dir);
-  const Tensor images = l.data.data->test.query_images;
+  const Tensor images = l.data.data->test.query_images.images();
   PruneOptions opt;
   opt.capacity = 0.35;
   opt.reestimate_batches = 2;

@@ -145,8 +145,8 @@ TEST_CASE("inshop: train split trains, queries are ranked against the gallery, n
   for (const CapacityReport& r : s.report.rows) {
     CAPTURE(r.capacity);
     const models::ForwardContext ctx{r.capacity, models::BnStatsMode::own};
-    const Tensor fq = models::extract_features(trainer.model(), data.test.query_images, ctx, 5);
-    const Tensor fg = models::extract_features(trainer.model(), data.test.gallery_images, ctx, 5);
+    const Tensor fq = models::extract_features(trainer.model(), data.test.query_images.images(), ctx, 5);
+    const Tensor fg = models::extract_features(trainer.model(), data.test.gallery_images.images(), ctx, 5);
     const double expected = brute_force_map(fq, data.test.query_labels, fg, data.test.gallery_labels);
     CHECK(r.self.map == doctest::Approx(expected).epsilon(1e-9));
     MESSAGE("capacity ", r.capacity, ": query->gallery mAP ", r.self.map, " (brute force ", expected, ")");
@@ -195,6 +195,33 @@ TEST_CASE("inshop: the eval sweep and the pruning evaluation rank queries agains
   CHECK(sweep.report.rows[0].self.queries == 8);
   CHECK(std::isnan(sweep.report.rows[1].accuracy));
   CHECK(sweep.table().find("nan") == std::string::npos);
+
+  // Over eval.in_memory_limit_mb the test images stream from their files on every pass: same report.
+  TrainConfig streaming_cfg = inshop_config(root, root + "/run");
+  streaming_cfg.in_memory_limit_mb = 0;
+  ExperimentData streaming(streaming_cfg);
+  streaming.load_test_set();
+  CHECK(data.test.in_memory());
+  CHECK(!streaming.test.in_memory());
+  CHECK(streaming.test.query_labels == data.test.query_labels);
+  CHECK(streaming.test.gallery_labels == data.test.gallery_labels);
+  CHECK_THROWS_WITH_AS(streaming.test.query_images.images(),
+                       "ImageSet: the images are streamed from their files, not held in memory", Error);
+  EvalOptions eo;
+  eo.capacities = {1.0, 0.5, 0.3};
+  eo.trained_capacities = {0.5};
+  eo.bn_reestimate_batches = 2;
+  eo.batch_size = 5;  // batches that do not divide the sets
+  const EvalReport held = evaluate_model(*model, data.test, eo, data.reestimation_batches());
+  const EvalReport streamed = evaluate_model(*model, streaming.test, eo, streaming.reestimation_batches());
+  REQUIRE(streamed.rows.size() == held.rows.size());
+  for (size_t i = 0; i < held.rows.size(); ++i) {
+    CAPTURE(held.rows[i].capacity);
+    CHECK(streamed.rows[i].self.map == held.rows[i].self.map);
+    CHECK(streamed.rows[i].cross.map == held.rows[i].cross.map);
+    CHECK(streamed.rows[i].cross_parent_bn.map == held.rows[i].cross_parent_bn.map);
+  }
+  CHECK(streamed.matrix.map == held.matrix.map);
 
   PruneOptions po;
   po.capacity = 0.4;
@@ -270,7 +297,7 @@ TEST_CASE("gldv2: held-out landmarks never train; their images query each other,
     CHECK(r.self.evaluated == 12);
     CHECK(std::isnan(r.accuracy));
     const models::ForwardContext ctx{r.capacity, models::BnStatsMode::own};
-    const Tensor f = models::extract_features(trainer.model(), data.test.query_images, ctx, 5);
+    const Tensor f = models::extract_features(trainer.model(), data.test.query_images.images(), ctx, 5);
     const double expected = brute_force_map(f, data.test.query_labels, f, data.test.query_labels, true);
     CHECK(r.self.map == doctest::Approx(expected).epsilon(1e-9));
     // Every landmark has 3 other images, fewer than 100: mAP@100 is the full mAP.

@@ -13,20 +13,21 @@ using models::BnStatsMode;
 using models::ForwardContext;
 using models::ResNet;
 
-Embedding embed(const ResNet& model, const Tensor& images, const ForwardContext& ctx, int64_t batch_size) {
+Embedding embed(const ResNet& model, const ImageSet& images, const ForwardContext& ctx, int64_t batch_size) {
   SCPN_CHECK(!model.is_training(), "embed: the model must be in eval mode");
   NoGradGuard no_grad;
   const Device device = model.named_parameters().front().second.device();
-  int64_t n = images.size(0);
+  const int64_t n = images.size();
   Embedding e;
   e.features = Tensor::empty({n, model.config().feature_dim}, DType::f32);
   e.logits = Tensor::empty({n, model.config().num_classes}, DType::f32);
-  for (int64_t b = 0; b < n; b += batch_size) {
-    int64_t end = std::min(n, b + batch_size);
-    models::ResNetOutput out = model.forward(images.slice(b, end).to(device), ctx);
-    e.features.slice(b, end).copy_(l2_normalize(out.feature).to(kCPU));
-    e.logits.slice(b, end).copy_(out.logits.to(kCPU));
-  }
+  images.for_each_batch(batch_size, [&](int64_t begin, const Tensor& batch) {
+    const int64_t end = begin + batch.size(0);
+    SCPN_CHECK(end <= n, "embed: the image set gave more than its ", n, " images");
+    models::ResNetOutput out = model.forward(batch.to(device), ctx);
+    e.features.slice(begin, end).copy_(l2_normalize(out.feature).to(kCPU));
+    e.logits.slice(begin, end).copy_(out.logits.to(kCPU));
+  });
   return e;
 }
 

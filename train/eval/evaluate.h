@@ -45,11 +45,12 @@ struct EvalReport {
   std::string table() const;   // the printed summary
 };
 
-// Features [N, D] (L2-normalised) and logits [N, classes] of the images at one capacity, eval mode.
+// Features [N, D] (L2-normalised) and logits [N, classes] of the images at one capacity, eval mode, on the
+// host; the forward passes run on the model's device.
 struct Embedding {
   Tensor features, logits;
 };
-Embedding embed(const models::ResNet& model, const Tensor& images, const models::ForwardContext& ctx, int64_t batch_size);
+Embedding embed(const models::ResNet& model, const ImageSet& images, const models::ForwardContext& ctx, int64_t batch_size);
 
 // Both sides of a retrieval set at one capacity; for one set the gallery side is the query side.
 struct SetEmbedding {

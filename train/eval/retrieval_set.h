@@ -6,14 +6,14 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/tensor.h"
+#include "train/eval/image_set.h"
 
 namespace scpn::train {
 
 struct RetrievalSet {
-  Tensor query_images;  // [Nq, C, H, W]
+  ImageSet query_images;  // Nq images
   std::vector<int64_t> query_labels;
-  Tensor gallery_images;  // [Ng, C, H, W]; undefined for one set (the queries are the gallery)
+  ImageSet gallery_images;  // Ng images; undefined for one set (the queries are the gallery)
   std::vector<int64_t> gallery_labels;
   // The labels are the classifier's classes (Fashion-MNIST, image folders), so accuracy is defined; not for
   // In-shop's evaluation items or GLDv2's held-out landmarks.
@@ -21,8 +21,8 @@ struct RetrievalSet {
 
   bool one_set() const { return !gallery_images.defined(); }
   bool loaded() const { return query_images.defined() && !query_labels.empty(); }
+  bool in_memory() const { return query_images.in_memory() && (one_set() || gallery_images.in_memory()); }
   bool has_accuracy() const { return labels_are_classes; }
-  const Tensor& gallery() const { return one_set() ? query_images : gallery_images; }
   const std::vector<int64_t>& gallery_label_list() const { return one_set() ? query_labels : gallery_labels; }
   int64_t queries() const { return int64_t(query_labels.size()); }
   int64_t gallery_size() const { return int64_t(gallery_label_list().size()); }
