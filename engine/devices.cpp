@@ -24,14 +24,23 @@ std::string no_cuda_device_reason() { return "this build has no CUDA backend (co
 void synchronize(Device d) { SCPN_CHECK(d.is_cpu(), "synchronize: ", d.str(), " requested, but this build has no CUDA backend"); }
 #endif
 
+namespace {
+
+// "cpu" or "cuda:N"; anything else, "auto" included, is an error naming `what`.
 Device parse_device(const std::string& text, const std::string& what) {
   if (text == "cpu") return kCPU;
   const std::string prefix = "cuda:";
   const std::string digits = text.rfind(prefix, 0) == 0 ? text.substr(prefix.size()) : "";
   bool whole_number = !digits.empty() && digits.size() <= 4;
   for (char c : digits) whole_number = whole_number && std::isdigit(static_cast<unsigned char>(c));
-  SCPN_CHECK(whole_number, what, ": '", text, "' is not a device (expected cpu or cuda:N, e.g. cuda:0)");
+  SCPN_CHECK(whole_number, what, ": '", text, "' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)");
   return cuda_device(std::stoi(digits));
+}
+
+}  // namespace
+
+void check_device_name(const std::string& text, const std::string& what) {
+  if (text != "auto") parse_device(text, what);
 }
 
 Device resolve_device(const std::string& text, const std::string& what) {

@@ -12,9 +12,10 @@ int cuda_device_count();
 // Why no CUDA device is usable ("this build has no CUDA backend", the driver's answer...); empty if one is.
 std::string no_cuda_device_reason();
 
-// "cpu" or "cuda:N" (N a whole number) as written in configs and on command lines; anything else is an
-// error naming `what` (the config key or option) and the text. Does not ask whether the device exists.
-Device parse_device(const std::string& text, const std::string& what);
+// Device names as configs and command lines write them: "auto", "cpu" or "cuda:N" (N a whole number).
+// Anything else is an error naming `what` (the config key or option) and the text. Checks the form only,
+// not whether the device exists (a config may be written for another machine).
+void check_device_name(const std::string& text, const std::string& what);
 // The device to run on: "auto" is cuda:0 when a CUDA device is usable and the CPU otherwise; "cuda:N"
 // must exist (the error names `what`, the device and why not).
 Device resolve_device(const std::string& text, const std::string& what);

@@ -121,8 +121,8 @@ const std::vector<Entry>& table() {
             "data.held_out_classes are kept out of training, their images query each other)",
             one_of({"fashion_mnist", "image_folder", "inshop", "gldv2"})),
       field("data.root", &TrainConfig::data_root, "where the dataset lives"),
-      field("data.train_limit", &TrainConfig::train_limit, "use N training images (0 = all): the first N of Fashion-MNIST, N evenly spaced ones of an image dataset (sorted by class)", at_least<int64_t>(0)),
-      field("data.test_limit", &TrainConfig::test_limit, "use N test images for evaluation (0 = all), chosen as for data.train_limit (In-shop: N queries and N gallery images)",
+      field("data.train_limit", &TrainConfig::train_limit, "fashion_mnist: use the first N training images (0 = all); image datasets always use all theirs", at_least<int64_t>(0)),
+      field("data.test_limit", &TrainConfig::test_limit, "fashion_mnist: use the first N test images for evaluation (0 = all); image datasets always use all theirs",
             at_least<int64_t>(0)),
       field("data.held_out_classes", &TrainConfig::held_out_classes,
             "gldv2: fraction of the landmarks held out for the retrieval test (a fixed split; the rest train)",
@@ -175,8 +175,9 @@ const std::vector<Entry>& table() {
       field("eval.bn_reestimate_batches", &TrainConfig::bn_reestimate_batches,
             "training batches averaged to re-estimate BN statistics of an untrained capacity", at_least<int64_t>(1)),
       field("eval.in_memory_limit_mb", &TrainConfig::in_memory_limit_mb,
-            "test (query and gallery) images up to this many MiB of f32 are decoded once and kept in host memory; "
-            "larger sets are decoded again on every evaluation pass (0: always)",
+            "a test split (the test set, or In-shop's queries and gallery each) of up to this many MiB of f32 is "
+            "decoded once and kept in host memory; a larger one is decoded again on every evaluation pass "
+            "(0: always stream)",
             at_least<int64_t>(0)),
       field("eval.parent_bn", &TrainConfig::eval_parent_bn, "also evaluate subnetworks with the parent's BN statistics"),
       field("eval.recall_k", &TrainConfig::recall_k, "K values of Recall@K"),
@@ -208,7 +209,7 @@ void check_consistency(const TrainConfig& c) {
   for (size_t i = 1; i < c.milestones.size(); ++i)
     SCPN_CHECK(c.milestones[i] > c.milestones[i - 1], "train.milestones: must be strictly increasing");
   for (int64_t k : c.recall_k) SCPN_CHECK(k >= 1, "eval.recall_k: ", k, " must be >= 1");
-  if (c.device != "auto") parse_device(c.device, "device");  // the form only: the device may be on another machine
+  check_device_name(c.device, "device");
   if (c.mode == "parent")
     SCPN_CHECK(c.extra_random_capacities == 0, "train.extra_random_capacities: only for modes scpn and sum");
 }

@@ -78,9 +78,6 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
       train_set = train_files;
       test_set = test_files;
     }
-    train_set = data::limit_evenly(train_set, cfg.train_limit);
-    test_set = data::limit_evenly(test_set, cfg.test_limit);
-    if (gallery_set) gallery_set = data::limit_evenly(gallery_set, cfg.test_limit);
     int64_t s = cfg.image_size;
     if (cfg.augment) {
       train_transforms.add(data::random_resized_crop(s, s));
@@ -128,25 +125,19 @@ void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& 
   const int64_t s = d.config.image_size;
   const double bytes = double(set->size()) * double(d.channels * s * s) * sizeof(float);
   const bool keep = bytes <= double(d.config.in_memory_limit_mb) * 1024.0 * 1024.0;
+  const int64_t n = set->size();
+  Tensor all = keep ? Tensor::empty({n, d.channels, s, s}) : Tensor();
   data::Loader loader(set, d.test_transforms, o);
   loader.start_epoch(0);
-  std::vector<Tensor> parts;
   labels.clear();
   while (auto b = loader.next()) {
-    if (keep) parts.push_back(b->images.clone());
+    const int64_t row = int64_t(labels.size());
+    SCPN_CHECK(row + b->images.size(0) <= n, "load_test_set: the loader gave more than the set's ", n, " images");
+    if (keep) all.slice(row, row + b->images.size(0)).copy_(b->images);
     for (double l : b->labels.to_vector()) labels.push_back(int64_t(l));
   }
-  if (!keep) {
-    images = ImageSet::streamed(set, d.test_transforms, o);
-    return;
-  }
-  Tensor all = Tensor::empty({int64_t(labels.size()), d.channels, s, s});
-  int64_t row = 0;
-  for (auto& p : parts) {
-    all.slice(row, row + p.size(0)).copy_(p);
-    row += p.size(0);
-  }
-  images = ImageSet::in_memory(all);
+  SCPN_CHECK(int64_t(labels.size()) == n, "load_test_set: the loader gave ", labels.size(), " of the set's ", n, " images");
+  images = keep ? ImageSet::in_memory(all) : ImageSet::streamed(set, d.test_transforms, o);
 }
 
 }  // namespace

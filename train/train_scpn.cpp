@@ -1,6 +1,7 @@
 // train_scpn [--config FILE] [--resume] [--init CKPT] [KEY=VALUE ...]: trains a self-compatible prunable
 // network as the config says (docs/config.md), evaluates it, and writes the run folder. With no arguments
-// it runs the default demo: Fashion-MNIST, a small ResNet-18 layout, capacities 0.8/0.6/0.4/0.2, on the CPU.
+// it runs the default demo: Fashion-MNIST, a small ResNet-18 layout, capacities 0.8/0.6/0.4/0.2, on cuda:0
+// when one is usable, else on the CPU.
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -19,7 +20,8 @@ const char* kUsage =
     "Trains a prunable ResNet with the SCPN method and evaluates every capacity in eval.capacities.\n"
     "Writes <output.dir>/{config.json, metrics.jsonl, last.safetensors, best.safetensors, final.safetensors,\n"
     "report.json, report.txt}. --resume continues from <output.dir>/last.safetensors with the same config\n"
-    "(train.steps/epochs, output.* and eval.* may change). --init starts from a checkpoint's weights.\n";
+    "(train.steps/epochs, data.workers, device, output.* and eval.* may change: a run started on a GPU can\n"
+    "resume on the CPU and back). --init starts from a checkpoint's weights.\n";
 
 }  // namespace
 

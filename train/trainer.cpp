@@ -18,6 +18,7 @@
 #include "models/checkpoint.h"
 #include "train/data/loader.h"
 #include "train/atomic_write.h"
+#include "train/eval/model_source.h"
 #include "train/experiment_data.h"
 #include "train/scpn/step.h"
 
@@ -308,7 +309,9 @@ TrainSummary Trainer::run() {
     eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
     eo.parent_bn_too = cfg.eval_parent_bn;
     eo.recall_k = cfg.recall_k;
-    summary.report = evaluate_model(*s.model, s.data->test, eo, s.data->reestimation_batches());
+    // Each re-estimated capacity averages training batches 0..N-1, as the eval and prune tools do, so
+    // report.json and `eval --run` agree.
+    summary.report = evaluate_model(*s.model, s.data->test, eo, restarting_reestimation_batches(*s.data));
     json report = summary.report.to_json();
     report["steps"] = s.global_step;
     report["config"] = cfg.to_json();

@@ -7,14 +7,16 @@
 
 using namespace scpn;
 
-TEST_CASE("parse_device accepts cpu and cuda:N and names the key on anything else") {
-  CHECK(parse_device("cpu", "device") == kCPU);
-  CHECK(parse_device("cuda:0", "device") == cuda_device(0));
-  CHECK(parse_device("cuda:12", "device") == cuda_device(12));
-  for (const char* bad : {"", "CPU", "gpu", "cuda", "cuda:", "cuda:-1", "cuda:1x", "cuda: 1", "cuda:99999", "auto"}) {
+TEST_CASE("device names: auto, cpu and cuda:N pass the form check; anything else names the key") {
+  for (const char* good : {"auto", "cpu", "cuda:0", "cuda:12"}) {
+    CAPTURE(good);
+    CHECK_NOTHROW(check_device_name(good, "device"));
+  }
+  for (const char* bad : {"", "CPU", "gpu", "cuda", "cuda:", "cuda:-1", "cuda:1x", "cuda: 1", "cuda:99999", "Auto"}) {
     CAPTURE(bad);
-    CHECK_THROWS_WITH_AS(parse_device(bad, "--device"),
-                         cat("--device: '", bad, "' is not a device (expected cpu or cuda:N, e.g. cuda:0)").c_str(), Error);
+    const std::string expected = cat("--device: '", bad, "' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)");
+    CHECK_THROWS_WITH_AS(check_device_name(bad, "--device"), expected.c_str(), Error);
+    CHECK_THROWS_WITH_AS(resolve_device(bad, "--device"), expected.c_str(), Error);
   }
 }
 

@@ -56,12 +56,12 @@ TEST_CASE("bad configs are rejected naming the key") {
   std::string unknown = write_temp("unknown.json", R"({"train": {"lr": 0.1, "epoch": 3}})");
   std::string expected = unknown + ": unknown key 'train.epoch' (docs/config.md lists every key)";
   CHECK_THROWS_WITH_AS(parse_config(unknown, {}), expected.c_str(), Error);
-  CHECK_THROWS_WITH_AS(parse_config("", {"device=tpu"}), "device: 'tpu' is not a device (expected cpu or cuda:N, e.g. cuda:0)",
+  CHECK_THROWS_WITH_AS(parse_config("", {"device=tpu"}), "device: 'tpu' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
                        Error);
-  CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:"}), "device: 'cuda:' is not a device (expected cpu or cuda:N, e.g. cuda:0)",
+  CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:"}), "device: 'cuda:' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
                        Error);
   CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:-1"}),
-                       "device: 'cuda:-1' is not a device (expected cpu or cuda:N, e.g. cuda:0)", Error);
+                       "device: 'cuda:-1' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)", Error);
   // The form only: a device of another machine is checked where the run starts.
   CHECK(parse_config("", {"device=cuda:7"}).device == "cuda:7");
 }

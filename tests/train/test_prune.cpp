@@ -51,7 +51,7 @@ std::string tiny_run(const std::string& granularity) {
   TrainConfig cfg = parse_config("", {"model.base_width=2", "model.feature_dim=8", "data.train_limit=96",
                                       "data.test_limit=40", "train.batch_size=16", "train.epochs=1",
                                       "train.capacities=[0.5,0.25]", "eval.bn_reestimate_batches=2",
-                                      "model.granularity=" + granularity, "output.dir=" + dir});
+                                      "model.granularity=" + granularity, "output.dir=" + dir, "device=cpu"});
   TrainerOptions options;
   options.quiet = true;
   options.evaluate = false;

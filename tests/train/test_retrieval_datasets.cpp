@@ -246,15 +246,6 @@ TEST_CASE("inshop: DeepFashion's release layout is found; a folder without a par
   CHECK(data.test_set->size() == 8);
   CHECK(data.gallery_set->size() == 12);
 
-  // data.test_limit takes N evenly spaced queries and N gallery images; data.train_limit N training images.
-  TrainConfig limited = inshop_config(dir.str(), dir.str() + "/run");
-  limited.train_limit = 12;
-  limited.test_limit = 4;
-  ExperimentData fewer(limited);
-  CHECK(fewer.train_set->size() == 12);
-  CHECK(fewer.train_set->num_classes() == 6);
-  CHECK(fewer.test_set->size() == 4);
-  CHECK(fewer.gallery_set->size() == 4);
 
   test::TempDir empty("inshop_empty");
   const std::string expected = cat("data.root ", empty.str(), ": no In-shop list_eval_partition.txt (looked for ",

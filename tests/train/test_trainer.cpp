@@ -5,8 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/devices.h"
+#include "engine/safetensors.h"
 #include "train/trainer.h"
 
 using namespace scpn;
@@ -21,7 +25,7 @@ TrainConfig tiny(const std::string& dir, std::vector<std::string> extra = {}) {
   std::vector<std::string> o = {"model.base_width=2", "model.feature_dim=8", "data.train_limit=96", "data.test_limit=40",
                                 "train.batch_size=16", "train.epochs=2", "train.capacities=[0.5,0.25]",
                                 "eval.capacities=[1.0,0.5,0.3]", "eval.bn_reestimate_batches=2", "output.log_every=1",
-                                "output.dir=" + dir};
+                                "output.dir=" + dir, "device=cpu"};  // the CPU path, also on a GPU machine
   o.insert(o.end(), extra.begin(), extra.end());
   return parse_config("", o);
 }
@@ -114,4 +118,33 @@ TEST_CASE("missing data and impossible settings are rejected before training") {
     CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad_resume"), resume),
                          "--resume: no checkpoint at /tmp/scpn_bad_resume/last.safetensors", Error);
   }
+}
+
+TEST_CASE("resume: a key newer than the checkpoint counts as its default; a changed one is refused") {
+  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
+    MESSAGE("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+    return;
+  }
+  const std::string dir = (fs::temp_directory_path() / "scpn_test_trainer_newer_key").string();
+  fs::remove_all(dir);
+  TrainerOptions quiet{.quiet = true, .evaluate = false};
+  Trainer(tiny(dir, {"train.steps=3"}), quiet).run();
+  const std::string last = dir + "/last.safetensors";
+  // Rewrites the checkpoint's saved config as an older (or different) run would have written it.
+  auto rewrite_saved_config = [&](const std::function<void(nlohmann::json&)>& edit) {
+    SafetensorsFile file = read_safetensors(last);
+    nlohmann::json saved = nlohmann::json::parse(file.metadata.at("train_config"));
+    edit(saved);
+    file.metadata["train_config"] = saved.dump();
+    save_safetensors(last, file.tensors, file.metadata);
+  };
+  TrainerOptions resume = quiet;
+  resume.resume = true;
+
+  rewrite_saved_config([](nlohmann::json& j) { j["data.held_out_classes"] = 0.5; });
+  CHECK_THROWS_WITH_AS(Trainer(tiny(dir), resume),
+                       doctest::Contains("cannot resume: data.held_out_classes was 0.5 in the run, now 0.3"), Error);
+  rewrite_saved_config([](nlohmann::json& j) { j.erase("data.held_out_classes"); });  // a checkpoint from before the key
+  Trainer resumed(tiny(dir), resume);
+  CHECK(resumed.run().steps == 12);
 }

@@ -1,11 +1,5 @@
-// Views of a dataset that select samples without copying them:
-//  - EvenlySpacedSubset: n samples spread evenly (sample i of the view is sample ⌊i·size/n⌋ of the source),
-//    for data.train_limit / data.test_limit on image datasets: image folders are sorted by class, so an
-//    evenly spaced subset keeps every class in proportion where the first n would keep only the first ones.
-//    Labels and classes are the source's.
-//  - ClassSubset: the samples of some classes, relabelled 0..k-1, for a class-disjoint split (GLDv2's
-//    held-out landmarks).
-// Tested by tests/train/test_data_sources.cpp.
+// ClassSubset, a view of the samples of some classes of a dataset, relabelled 0..k-1, and the fixed
+// class-disjoint split it serves (GLDv2's held-out landmarks). Tested by tests/train/test_data_sources.cpp.
 #pragma once
 #include <memory>
 #include <vector>
@@ -13,22 +7,6 @@
 #include "train/data/dataset.h"
 
 namespace scpn::data {
-
-class EvenlySpacedSubset : public Dataset {
- public:
-  // n in [1, source size]; the source must outlive nothing: the view shares it.
-  EvenlySpacedSubset(std::shared_ptr<const Dataset> source, int64_t n);
-  int64_t size() const override { return n_; }
-  int64_t num_classes() const override { return source_->num_classes(); }
-  int64_t label(int64_t i) const override { return source_->label(source_index(i)); }
-  Image load(int64_t i) const override { return source_->load(source_index(i)); }
-  std::string describe(int64_t i) const override { return source_->describe(source_index(i)); }
-  int64_t source_index(int64_t i) const;
-
- private:
-  std::shared_ptr<const Dataset> source_;
-  int64_t n_;
-};
 
 class ClassSubset : public Dataset {
  public:
@@ -55,8 +33,5 @@ struct ClassSplit {
   std::vector<int64_t> kept, held_out;
 };
 ClassSplit split_classes(int64_t num_classes, double fraction);
-
-// The source itself when limit is 0 or not below its size, else an EvenlySpacedSubset of `limit` samples.
-std::shared_ptr<Dataset> limit_evenly(std::shared_ptr<Dataset> source, int64_t limit);
 
 }  // namespace scpn::data

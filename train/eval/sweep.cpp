@@ -47,6 +47,7 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
   SweepResult r;
   r.trained = options.trained;
   r.image_size = options.image_size;
+  r.gallery_images = data.test.one_set() ? 0 : data.test.gallery_size();
   EvalOptions eo;
   eo.capacities = capacities;
   eo.trained_capacities = capacities_with_own_stats(model);
@@ -98,6 +99,7 @@ nlohmann::json SweepResult::to_json() const {
   j["trained_capacities"] = trained;
   j["image_size"] = image_size;
   j["test_images"] = report.rows.empty() ? 0 : report.rows[0].self.queries;  // the queries
+  if (gallery_images > 0) j["gallery_images"] = gallery_images;
   if (gallery)
     j["other_gallery"] = {{"checkpoint", gallery->name}, {"self", retrieval_json(gallery->self)}, {"accuracy", gallery->accuracy}};
   return j;

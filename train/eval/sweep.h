@@ -40,6 +40,7 @@ struct SweepResult {
   std::vector<int64_t> params, macs;  // per row
   int64_t parent_params = 0, parent_macs = 0;
   int64_t image_size = 0;
+  int64_t gallery_images = 0;  // a query/gallery split's gallery size; 0 for one set
   std::optional<GalleryComparison> gallery;
 
   bool is_trained(double capacity) const;  // 1 counts as trained

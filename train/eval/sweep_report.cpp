@@ -107,6 +107,15 @@ plots::LinePlot curves(const SweepResult& r, bool against_macs) {
   return p;
 }
 
+// How the test images were ranked, in one sentence.
+std::string protocol(const SweepResult& r) {
+  const int64_t queries = r.report.rows.empty() ? 0 : r.report.rows[0].self.queries;
+  if (r.gallery_images > 0)
+    return cat(queries, " queries, each ranked against a separate gallery of ", r.gallery_images,
+               " images (relevant: the gallery images of the query's item).");
+  return cat(queries, " test images; every query is ranked against all other test images.");
+}
+
 std::string index_html(const SweepResult& r, const ReportInfo& info) {
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + html_escape(info.title) +
@@ -118,8 +127,7 @@ std::string index_html(const SweepResult& r, const ReportInfo& info) {
        "</style>\n</head>\n<body>\n";
   h += "<h1>" + html_escape(info.title) + "</h1>\n";
   h += "<p>Checkpoint <code>" + html_escape(info.checkpoint) + "</code>, config <code>" + html_escape(info.config_file) +
-       "</code>. " + std::to_string(r.report.rows.empty() ? 0 : r.report.rows[0].self.queries) +
-       " test images; every query is ranked against all other test images. Cross-test: queries embedded by the "
+       "</code>. " + protocol(r) + " Cross-test: queries embedded by the "
        "subnetwork, gallery by the parent (capacity 1). Trained capacities use their own BatchNorm statistics; the "
        "others have them re-estimated over training batches. The dashed orange curve evaluates every subnetwork "
        "with the parent's statistics instead.</p>\n";
