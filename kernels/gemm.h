@@ -27,6 +27,14 @@ struct GemmArgs {
   int64_t ldc = 0;
 };
 
+// The arguments for densely stored row-major operands (each row right after the previous one): A is m×k
+// (k×m when trans_a), B is k×n (n×k when trans_b), C is m×n; beta = 0 overwrites C.
+inline GemmArgs dense_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, const void* b,
+                           void* c) {
+  return GemmArgs{.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = 1.0,
+                  .a = a, .lda = trans_a ? m : k, .b = b, .ldb = trans_b ? k : n, .beta = 0.0, .c = c, .ldc = n};
+}
+
 using GemmFn = void (*)(const ExecContext&, DType, const GemmArgs&);
 
 }  // namespace scpn

@@ -181,9 +181,7 @@ int main(int argc, char** argv) {
         reps);
     // The ceiling: the forward's arithmetic as one GEMM with no im2col, layout copies or chunking.
     std::vector<float> cols = random_vector(CRS * p.N * PQ, rng);
-    GemmArgs g;
-    g.m = p.K, g.n = p.N * PQ, g.k = CRS;
-    g.a = w.data(), g.lda = CRS, g.b = cols.data(), g.ldb = g.n, g.c = y.data(), g.ldc = g.n;
+    const GemmArgs g = dense_gemm(false, false, p.K, p.N * PQ, CRS, w.data(), cols.data(), y.data());
     const double gemm = median_seconds([&] { kernels().gemm.on(kCPU)(ctx, DType::f32, g); }, reps);
 
     const double flop = 2.0 * double(p.N * p.K * PQ) * double(CRS);

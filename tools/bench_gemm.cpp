@@ -72,21 +72,7 @@ double median(std::vector<double> v) {
 }
 
 GemmArgs args_of(const Problem& p, const std::vector<float>& a, const std::vector<float>& b, std::vector<float>& c) {
-  GemmArgs g;
-  g.trans_a = p.trans_a;
-  g.trans_b = p.trans_b;
-  g.m = p.m;
-  g.n = p.n;
-  g.k = p.k;
-  g.a = a.data();
-  g.lda = p.trans_a ? p.m : p.k;
-  g.b = b.data();
-  g.ldb = p.trans_b ? p.k : p.n;
-  g.c = c.data();
-  g.ldc = p.n;
-  g.alpha = 1.0;
-  g.beta = 0.0;
-  return g;
+  return dense_gemm(p.trans_a, p.trans_b, p.m, p.n, p.k, a.data(), b.data(), c.data());
 }
 
 std::vector<Problem> problems() {

@@ -17,19 +17,8 @@ Tensor gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b) {
   const int64_t k = trans_a ? a.size(0) : a.size(1);
   const int64_t n = trans_b ? b.size(0) : b.size(1);
   Tensor out = Tensor::empty({m, n}, a.dtype(), a.device());
-  GemmArgs g;
-  g.trans_a = trans_a;
-  g.trans_b = trans_b;
-  g.m = m;
-  g.n = n;
-  g.k = k;
-  g.a = a.raw_data();
-  g.lda = a.size(1);
-  g.b = b.raw_data();
-  g.ldb = b.size(1);
-  g.beta = 0.0;  // overwrite: `out` is uninitialised
-  g.c = out.raw_data();
-  g.ldc = n;
+  // beta = 0 overwrites: `out` is uninitialised.
+  const GemmArgs g = dense_gemm(trans_a, trans_b, m, n, k, a.raw_data(), b.raw_data(), out.raw_data());
   kernels().gemm.on(a.device())(exec_context(a.device()), a.dtype(), g);
   return out;
 }

@@ -72,19 +72,8 @@ std::unique_ptr<T[]> scratch(int64_t elements) {
 
 void gemm(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
           const void* b, int64_t ldb, double beta, void* c, int64_t ldc) {
-  GemmArgs args;
-  args.trans_a = trans_a;
-  args.trans_b = trans_b;
-  args.m = m;
-  args.n = n;
-  args.k = k;
-  args.a = a;
-  args.lda = lda;
-  args.b = b;
-  args.ldb = ldb;
-  args.beta = beta;
-  args.c = c;
-  args.ldc = ldc;
+  const GemmArgs args{.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = 1.0, .a = a,
+                      .lda = lda, .b = b, .ldb = ldb, .beta = beta, .c = c, .ldc = ldc};
   kernels().gemm.on(kCPU)(ExecContext{kCPU}, t, args);
 }
 

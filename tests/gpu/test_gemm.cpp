@@ -79,20 +79,8 @@ void check_case(const Case& c, DType dt, uint32_t seed, bool tf32 = false) {
     }
 
   Tensor ag = a.to(kGpu), bg = b.to(kGpu), cg = cc.to(kGpu);
-  GemmArgs g;
-  g.trans_a = c.trans_a;
-  g.trans_b = c.trans_b;
-  g.m = c.m;
-  g.n = c.n;
-  g.k = c.k;
-  g.alpha = c.alpha;
-  g.a = ag.raw_data();
-  g.lda = lda;
-  g.b = bg.raw_data();
-  g.ldb = ldb;
-  g.beta = c.beta;
-  g.c = cg.raw_data();
-  g.ldc = ldc;
+  const GemmArgs g{.trans_a = c.trans_a, .trans_b = c.trans_b, .m = c.m, .n = c.n, .k = c.k, .alpha = c.alpha,
+                   .a = ag.raw_data(), .lda = lda, .b = bg.raw_data(), .ldb = ldb, .beta = c.beta, .c = cg.raw_data(), .ldc = ldc};
   kernels().gemm.on(kGpu)(exec_context(kGpu), dt, g);
 
   const std::vector<double> result = cg.to_vector();

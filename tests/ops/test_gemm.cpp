@@ -72,20 +72,8 @@ void check_case(const Impl& impl, const Case& c, uint32_t seed) {
       expected.push_back(c.alpha * dot + (c.beta == 0 ? 0.0 : c.beta * old));
     }
 
-  GemmArgs g;
-  g.trans_a = c.trans_a;
-  g.trans_b = c.trans_b;
-  g.m = c.m;
-  g.n = c.n;
-  g.k = c.k;
-  g.alpha = c.alpha;
-  g.a = A.data();
-  g.lda = lda;
-  g.b = B.data();
-  g.ldb = ldb;
-  g.beta = c.beta;
-  g.c = C.data();
-  g.ldc = ldc;
+  const GemmArgs g{.trans_a = c.trans_a, .trans_b = c.trans_b, .m = c.m, .n = c.n, .k = c.k, .alpha = c.alpha,
+                   .a = A.data(), .lda = lda, .b = B.data(), .ldb = ldb, .beta = c.beta, .c = C.data(), .ldc = ldc};
   impl.fn(ExecContext{kCPU}, sizeof(T) == 4 ? DType::f32 : DType::f64, g);
 
   bool padding_intact = true;

@@ -32,18 +32,9 @@ Tensor similarity_block(const Tensor& query, const Tensor& gallery, int64_t q0, 
   const Device device = query.device();
   const int64_t ng = gallery.size(0), d = query.size(1);
   Tensor sims = Tensor::empty({rows, ng}, query.dtype(), device);
-  GemmArgs g;
-  g.trans_b = true;  // gallery is [Ng, D]: read as its transpose in place
-  g.m = rows;
-  g.n = ng;
-  g.k = d;
-  g.a = query.slice(q0, q0 + rows).raw_data();
-  g.lda = d;
-  g.b = gallery.raw_data();
-  g.ldb = d;
-  g.beta = 0.0;
-  g.c = sims.raw_data();
-  g.ldc = ng;
+  // gallery is [Ng, D]: read as its transpose in place.
+  const GemmArgs g = dense_gemm(false, true, rows, ng, d, query.slice(q0, q0 + rows).raw_data(), gallery.raw_data(),
+                                sims.raw_data());
   kernels().gemm.on(device)(exec_context(device), query.dtype(), g);
   return device.is_cpu() ? sims : sims.to(kCPU);
 }
