@@ -4,8 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "engine/context.h"
-#include "kernels/registry.h"
+#include "engine/dispatch.h"
 
 namespace scpn {
 

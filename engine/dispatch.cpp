@@ -1,7 +1,7 @@
-// The process-wide kernel table, filled on first use by the CPU registration and, in CUDA builds, the
-// CUDA registration (which also installs device memory when a device is present).
-#include "kernels/registry.h"
+// The process-wide kernel table and the per-device execution contexts.
+#include "engine/dispatch.h"
 
+#include "engine/error.h"
 #if defined(SCPN_WITH_CUDA)
 #include "engine/cuda/runtime.h"
 #endif
@@ -20,6 +20,27 @@ KernelTable& kernels() {
     return t;
   }();
   return *table;
+}
+
+
+namespace {
+ContextProvider& cuda_provider() {
+  static ContextProvider p = nullptr;
+  return p;
+}
+}  // namespace
+
+void set_cuda_context_provider(ContextProvider provider) { cuda_provider() = provider; }
+
+ExecContext exec_context(Device device) {
+  if (device.is_cpu()) {
+    ExecContext ctx{device};
+    ctx.gemm = kernels().gemm.cpu;
+    return ctx;
+  }
+  kernels();  // the first use of the table installs the CUDA backend's hooks
+  if (!cuda_provider()) throw Error(cat("device ", device.str(), ": this build has no CUDA backend"));
+  return cuda_provider()(device);
 }
 
 }  // namespace scpn

@@ -6,7 +6,7 @@
 #include <new>
 
 #include "kernels/common/error.h"
-#include "kernels/registry.h"
+#include "engine/dispatch.h"
 
 namespace scpn {
 

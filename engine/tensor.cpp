@@ -6,10 +6,9 @@
 #include <sstream>
 
 #include "engine/autograd.h"
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/memory.h"
 #include "kernels/common/philox.h"
-#include "kernels/registry.h"
 
 namespace scpn {
 

@@ -22,18 +22,18 @@ struct BatchNormShape {
 //   running_mean = (1 - momentum) · running_mean + momentum · mean
 //   running_var  = (1 - momentum) · running_var  + momentum · var · m / (m - 1)   (unbiased; m > 1)
 // Statistics are accumulated in double.
-using BatchNormForwardTrainFn = void (*)(const ExecContext&, DType, const BatchNormShape&, double eps,
-                                         double momentum, const void* x, const void* weight, const void* bias,
-                                         void* running_mean, void* running_var, void* y, void* save_mean,
-                                         void* save_invstd);
+using BatchNormForwardTrainFn = void(const ExecContext&, DType, const BatchNormShape&, double eps,
+                                     double momentum, const void* x, const void* weight, const void* bias,
+                                     void* running_mean, void* running_var, void* y, void* save_mean,
+                                     void* save_invstd);
 
 // Eval forward: y = (x - running_mean) / sqrt(running_var + eps) · weight + bias (weight/bias nullable).
 // When save_mean / save_invstd are non-null they receive running_mean and 1 / sqrt(running_var + eps),
 // so that backward never reads running statistics that may have moved since. Overwrites its outputs.
-using BatchNormForwardEvalFn = void (*)(const ExecContext&, DType, const BatchNormShape&, double eps,
-                                        const void* x, const void* weight, const void* bias,
-                                        const void* running_mean, const void* running_var, void* y,
-                                        void* save_mean, void* save_invstd);
+using BatchNormForwardEvalFn = void(const ExecContext&, DType, const BatchNormShape&, double eps,
+                                    const void* x, const void* weight, const void* bias,
+                                    const void* running_mean, const void* running_var, void* y,
+                                    void* save_mean, void* save_invstd);
 
 // Backward, from the mean / invstd the forward saved. With xhat = (x - mean) · invstd, w = weight (1 if
 // null) and per-channel sums over the m values:
@@ -43,8 +43,28 @@ using BatchNormForwardEvalFn = void (*)(const ExecContext&, DType, const BatchNo
 //   eval:     grad_x = w · invstd · g                                        (statistics are constants)
 // Any of grad_x, grad_weight, grad_bias may be null (not computed). Overwrites its outputs. `eps` is the
 // forward's: the formulas do not need it (invstd carries it), but cuDNN's backward asks for the same value.
-using BatchNormBackwardFn = void (*)(const ExecContext&, DType, const BatchNormShape&, bool training, double eps,
-                                     const void* x, const void* grad_y, const void* weight, const void* mean,
-                                     const void* invstd, void* grad_x, void* grad_weight, void* grad_bias);
+using BatchNormBackwardFn = void(const ExecContext&, DType, const BatchNormShape&, bool training, double eps,
+                                 const void* x, const void* grad_y, const void* weight, const void* mean,
+                                 const void* invstd, void* grad_x, void* grad_weight, void* grad_bias);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/batch_norm.cpp
+BatchNormForwardTrainFn batch_norm_forward_train;
+BatchNormForwardEvalFn batch_norm_forward_eval;
+BatchNormBackwardFn batch_norm_backward;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/batch_norm.cu
+BatchNormForwardTrainFn batch_norm_forward_train;
+BatchNormForwardEvalFn batch_norm_forward_eval;
+BatchNormBackwardFn batch_norm_backward;
+}  // namespace cuda
+
+namespace cudnn {  // kernels/cudnn/batch_norm.cpp: cuDNN's spatial batch norm
+BatchNormForwardTrainFn batch_norm_forward_train;
+BatchNormForwardEvalFn batch_norm_forward_eval;
+BatchNormBackwardFn batch_norm_backward;
+}  // namespace cudnn
 
 }  // namespace scpn

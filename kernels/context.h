@@ -8,6 +8,10 @@
 
 namespace scpn {
 
+struct ExecContext;
+struct GemmArgs;  // kernels/gemm.h
+using GemmFn = void(const ExecContext&, DType, const GemmArgs&);
+
 struct ExecContext {
   Device device;
   void* stream = nullptr;   // cudaStream_t: the device's one compute stream
@@ -23,6 +27,9 @@ struct ExecContext {
   // only deterministic algorithms may run. Parity tests turn TF32 off and determinism on.
   bool allow_tf32 = true;
   bool deterministic = false;
+  // The CPU GEMM that GEMM-based CPU kernels (conv2d) call: kernels never read the dispatch table, the
+  // engine hands them the registered one (tests and benchmarks may hand another).
+  GemmFn* gemm = nullptr;
 };
 
 inline constexpr int kMaxDims = 8;

@@ -34,21 +34,40 @@ struct Conv2dParams {
 // y[n,k,p,q] = bias[k] + Σ_{c in group(k), r, s} x[n, c, p·stride_h − pad_h + r, q·stride_w − pad_w + s]
 //              · w[k, c − first channel of the group, r, s]   (x outside the image reads as 0).
 // bias may be null (no bias). Overwrites y [N, K, P, Q].
-using Conv2dForwardFn = void (*)(const ExecContext&, DType, const Conv2dParams&, const void* x,
-                                 const void* w, const void* bias, void* y);
+using Conv2dForwardFn = void(const ExecContext&, DType, const Conv2dParams&, const void* x,
+                             const void* w, const void* bias, void* y);
 
 // dx = ∂L/∂x given dy = ∂L/∂y: dx[n,c,h,w] = Σ over (k, r, s) whose window covers (h, w) of
 // dy[n,k,p,q] · w[k,c',r,s]. Overwrites dx [N, C, H, W] (pixels no window covers get 0).
-using Conv2dBackwardDataFn = void (*)(const ExecContext&, DType, const Conv2dParams&, const void* dy,
-                                      const void* w, void* dx);
+using Conv2dBackwardDataFn = void(const ExecContext&, DType, const Conv2dParams&, const void* dy,
+                                  const void* w, void* dx);
 
 // dw = ∂L/∂w: dw[k,c',r,s] = Σ_{n,p,q} dy[n,k,p,q] · x[n, c, p·stride_h − pad_h + r, q·stride_w − pad_w + s].
 // Overwrites dw [K, C/groups, R, S] (N = 0 gives zeros).
-using Conv2dBackwardFilterFn = void (*)(const ExecContext&, DType, const Conv2dParams&, const void* dy,
-                                        const void* x, void* dw);
+using Conv2dBackwardFilterFn = void(const ExecContext&, DType, const Conv2dParams&, const void* dy,
+                                    const void* x, void* dw);
 
 // db = ∂L/∂bias: db[k] = Σ_{n,p,q} dy[n,k,p,q]. Overwrites db [K].
-using Conv2dBackwardBiasFn = void (*)(const ExecContext&, DType, const Conv2dParams&, const void* dy,
-                                      void* db);
+using Conv2dBackwardBiasFn = void(const ExecContext&, DType, const Conv2dParams&, const void* dy,
+                                  void* db);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/conv2d.cpp
+Conv2dForwardFn conv2d_forward;
+Conv2dBackwardDataFn conv2d_backward_data;
+Conv2dBackwardFilterFn conv2d_backward_filter;
+Conv2dBackwardBiasFn conv2d_backward_bias;
+}  // namespace cpu
+
+namespace cudnn {  // kernels/cudnn/conv2d.cpp: algorithms found once per shape
+Conv2dForwardFn conv2d_forward;
+Conv2dBackwardDataFn conv2d_backward_data;
+Conv2dBackwardFilterFn conv2d_backward_filter;
+}  // namespace cudnn
+
+namespace cuda {  // kernels/cuda/conv2d.cu
+Conv2dBackwardBiasFn conv2d_backward_bias;
+}  // namespace cuda
 
 }  // namespace scpn

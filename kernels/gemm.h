@@ -35,6 +35,19 @@ inline GemmArgs dense_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int
                   .a = a, .lda = trans_a ? m : k, .b = b, .ldb = trans_b ? k : n, .beta = 0.0, .c = c, .ldc = n};
 }
 
-using GemmFn = void (*)(const ExecContext&, DType, const GemmArgs&);
+// GemmFn, the function type, is declared in kernels/context.h: the CPU context carries the GEMM that
+// GEMM-based kernels (conv2d) call.
+
+// The backends' implementations (registered in engine/register_cpu.cpp and engine/cuda/register.cpp).
+namespace cpu {
+GemmFn gemm_ours;      // kernels/cpu/gemm.cpp
+GemmFn gemm_openblas;  // kernels/cpu/blas/gemm_openblas.cpp, defined only in builds with OpenBLAS
+// The GEMM to register, as SCPN_CPU_GEMM asks; `openblas` is nullptr in a build without it.
+GemmFn* select_gemm(GemmFn* ours, GemmFn* openblas);
+}  // namespace cpu
+
+namespace cublas {
+GemmFn gemm;  // kernels/cublas/gemm.cpp: cublasGemmEx, TF32 tensor cores for f32 when the context allows
+}  // namespace cublas
 
 }  // namespace scpn

@@ -59,7 +59,7 @@ struct GradIntegrationArgs {
 // Aᵣ, and ⟨hᵢ, gᵢ⟩, ‖hᵢ‖², ‖gᵢ‖² summed over rows give the weights; pass 2 reads the gradients again and
 // writes out[r] = Σₖ βᵣ[k]·gₖ[r] with βᵣ[k] = K·Σᵢ wᵢ·Aᵣ[i,k]. Each output element is written after every
 // gradient's element at the same index was read, so `out` may alias a gradient buffer.
-using GradIntegrateFn = void (*)(const ExecContext&, DType, const GradIntegrationArgs&);
+using GradIntegrateFn = void(const ExecContext&, DType, const GradIntegrationArgs&);
 
 // ---- the global-norm clip ------------------------------------------------------------------------------
 // A list of contiguous buffers of one dtype; `sizes` and `buffers` are host arrays of `count` entries.
@@ -71,9 +71,23 @@ struct GradListArgs {
 
 // sum_squares[t] = Σ buffers[t][e]² in double; `sum_squares` is `count` doubles in the call's device
 // memory, overwritten.
-using GradSumSquaresFn = void (*)(const ExecContext&, DType, const GradListArgs&, double* sum_squares);
+using GradSumSquaresFn = void(const ExecContext&, DType, const GradListArgs&, double* sum_squares);
 
 // buffers[t][e] *= factor, in place, for every buffer of the list.
-using GradScaleFn = void (*)(const ExecContext&, DType, const GradListArgs&, double factor);
+using GradScaleFn = void(const ExecContext&, DType, const GradListArgs&, double factor);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/grad_integration.cpp
+GradIntegrateFn grad_integrate;
+GradSumSquaresFn grad_sum_squares;
+GradScaleFn grad_scale;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/grad_integration.cu
+GradIntegrateFn grad_integrate;
+GradSumSquaresFn grad_sum_squares;
+GradScaleFn grad_scale;
+}  // namespace cuda
 
 }  // namespace scpn

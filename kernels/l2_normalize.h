@@ -16,15 +16,27 @@ struct L2NormalizeParams {
 
 // norm[n] = ‖x[n, :]‖₂ (unclamped, kept for the backward); y[n, :] = x[n, :] / max(norm[n], eps).
 // Overwrites y and norm.
-using L2NormalizeForwardFn = void (*)(const ExecContext&, DType, const L2NormalizeParams&, const void* x,
-                                      void* y, void* norm);
+using L2NormalizeForwardFn = void(const ExecContext&, DType, const L2NormalizeParams&, const void* x,
+                                  void* y, void* norm);
 
 // With y and norm from the forward:
 //   norm[n] >= eps:  gx[n, :] = (gy[n, :] − y[n, :]·⟨y[n, :], gy[n, :]⟩) / norm[n]
 //   norm[n] <  eps:  gx[n, :] = gy[n, :] / eps   (the denominator is the constant eps there)
 // The boundary norm = eps follows PyTorch's clamp_min, whose gradient passes where input >= min.
 // Overwrites gx.
-using L2NormalizeBackwardFn = void (*)(const ExecContext&, DType, const L2NormalizeParams&, const void* y,
-                                       const void* norm, const void* gy, void* gx);
+using L2NormalizeBackwardFn = void(const ExecContext&, DType, const L2NormalizeParams&, const void* y,
+                                   const void* norm, const void* gy, void* gx);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/l2_normalize.cpp
+L2NormalizeForwardFn l2_normalize_forward;
+L2NormalizeBackwardFn l2_normalize_backward;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/l2_normalize.cu
+L2NormalizeForwardFn l2_normalize_forward;
+L2NormalizeBackwardFn l2_normalize_backward;
+}  // namespace cuda
 
 }  // namespace scpn

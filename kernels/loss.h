@@ -21,13 +21,25 @@ struct CrossEntropyParams {
 // Writes `loss` (one element, the logits' dtype) and `lse` (N f64 values, kept for the backward: in f32,
 // lse ≈ 1000 would lose the probabilities' low bits, so it is always double); the batch sum is taken in
 // a fixed order, so the result is deterministic. Overwrites both.
-using CrossEntropyForwardFn = void (*)(const ExecContext&, DType, const CrossEntropyParams&, const void* logits,
-                                       const int64_t* targets, void* loss, double* lse);
+using CrossEntropyForwardFn = void(const ExecContext&, DType, const CrossEntropyParams&, const void* logits,
+                                   const int64_t* targets, void* loss, double* lse);
 
 // grad_logits[n, c] = g · (exp(x[n, c] − lse_n) − q[n, c]) / N, g = grad_loss[0] (one element of the
 // logits' dtype, in device memory, so no host round trip). Overwrites grad_logits.
-using CrossEntropyBackwardFn = void (*)(const ExecContext&, DType, const CrossEntropyParams&, const void* logits,
-                                        const int64_t* targets, const double* lse, const void* grad_loss,
-                                        void* grad_logits);
+using CrossEntropyBackwardFn = void(const ExecContext&, DType, const CrossEntropyParams&, const void* logits,
+                                    const int64_t* targets, const double* lse, const void* grad_loss,
+                                    void* grad_logits);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/loss.cpp
+CrossEntropyForwardFn cross_entropy_forward;
+CrossEntropyBackwardFn cross_entropy_backward;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/loss.cu
+CrossEntropyForwardFn cross_entropy_forward;
+CrossEntropyBackwardFn cross_entropy_backward;
+}  // namespace cuda
 
 }  // namespace scpn

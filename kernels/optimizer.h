@@ -31,7 +31,7 @@ struct SgdStepArgs {
   int64_t count = 0;
 };
 
-using SgdStepFn = void (*)(const ExecContext&, DType, const SgdStepArgs&);
+using SgdStepFn = void(const ExecContext&, DType, const SgdStepArgs&);
 
 // ---- AdamW ----------------------------------------------------------------------------------------
 // Per element, with g = grad[i] and t = the tensor's step count (1 on its first update):
@@ -56,6 +56,18 @@ struct AdamWStepArgs {
   int64_t count = 0;
 };
 
-using AdamWStepFn = void (*)(const ExecContext&, DType, const AdamWStepArgs&);
+using AdamWStepFn = void(const ExecContext&, DType, const AdamWStepArgs&);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/optimizer.cpp
+SgdStepFn sgd_step;
+AdamWStepFn adamw_step;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/optimizer.cu
+SgdStepFn sgd_step;
+AdamWStepFn adamw_step;
+}  // namespace cuda
 
 }  // namespace scpn

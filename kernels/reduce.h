@@ -9,7 +9,17 @@
 namespace scpn {
 
 enum class ReduceOp : uint8_t { sum, max, min };
-using ReduceFn = void (*)(const ExecContext&, ReduceOp, DType, int64_t outer, int64_t reduce,
-                          int64_t inner, const void* x, void* out);
+using ReduceFn = void(const ExecContext&, ReduceOp, DType, int64_t outer, int64_t reduce,
+                      int64_t inner, const void* x, void* out);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/reduce.cpp
+ReduceFn reduce;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/reduce.cu
+ReduceFn reduce;
+}  // namespace cuda
 
 }  // namespace scpn

@@ -20,13 +20,25 @@ struct AbsKthParams {
 // `workspace` holds n elements of the scores' dtype on the scores' device and is clobbered (it receives
 // the copy of |scores| that is ranked once for all ks). `out` holds `count` elements of the scores' dtype
 // on the device. Overwrites out.
-using AbsKthValuesFn = void (*)(const ExecContext&, DType, const AbsKthParams&, const void* scores,
-                                const int64_t* ks, void* workspace, void* out);
+using AbsKthValuesFn = void(const ExecContext&, DType, const AbsKthParams&, const void* scores,
+                            const int64_t* ks, void* workspace, void* out);
 
 // out[i] = |scores[i]| >= threshold ? 1 : 0, in the scores' dtype (ties at the threshold are kept; NaN
 // gives 0). The threshold is compared after conversion to the dtype, which is exact for a value that came
 // from abs_kth_values. Overwrites out.
-using MagnitudeMaskFn = void (*)(const ExecContext&, DType, int64_t n, const void* scores, double threshold,
-                                 void* out);
+using MagnitudeMaskFn = void(const ExecContext&, DType, int64_t n, const void* scores, double threshold,
+                             void* out);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/select.cpp
+AbsKthValuesFn abs_kth_values;
+MagnitudeMaskFn magnitude_mask;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/select.cu
+AbsKthValuesFn abs_kth_values;
+MagnitudeMaskFn magnitude_mask;
+}  // namespace cuda
 
 }  // namespace scpn

@@ -14,10 +14,22 @@ struct SoftmaxParams {
 };
 
 // y[r, c] = x[r, c] − m_r − log Σ_j exp(x[r, j] − m_r),  m_r = max_j x[r, j].  Overwrites y.
-using LogSoftmaxForwardFn = void (*)(const ExecContext&, DType, const SoftmaxParams&, const void* x, void* y);
+using LogSoftmaxForwardFn = void(const ExecContext&, DType, const SoftmaxParams&, const void* x, void* y);
 
 // gx[r, c] = gy[r, c] − exp(y[r, c]) · Σ_j gy[r, j]   (y = the forward's output).  Overwrites gx.
-using LogSoftmaxBackwardFn = void (*)(const ExecContext&, DType, const SoftmaxParams&, const void* y,
-                                      const void* gy, void* gx);
+using LogSoftmaxBackwardFn = void(const ExecContext&, DType, const SoftmaxParams&, const void* y,
+                                  const void* gy, void* gx);
+
+// The backends' implementations, one declaration each (registered in engine/register_cpu.cpp and
+// engine/cuda/register.cpp).
+namespace cpu {  // kernels/cpu/softmax.cpp
+LogSoftmaxForwardFn log_softmax_forward;
+LogSoftmaxBackwardFn log_softmax_backward;
+}  // namespace cpu
+
+namespace cuda {  // kernels/cuda/softmax.cu
+LogSoftmaxForwardFn log_softmax_forward;
+LogSoftmaxBackwardFn log_softmax_backward;
+}  // namespace cuda
 
 }  // namespace scpn

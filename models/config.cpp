@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <set>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::models {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "engine/dispatch.h"
 
 using namespace scpn;
 
@@ -102,7 +102,7 @@ std::vector<float> random_vector(int64_t n, std::mt19937& rng) {
 }
 
 const char* gemm_name() {
-  const GemmFn slot = kernels().gemm.cpu;
+  GemmFn* const slot = kernels().gemm.cpu;
   if (slot == cpu::gemm_ours) return "ours (kernels/cpu/gemm.cpp)";
 #if defined(SCPN_HAVE_OPENBLAS)
   if (slot == cpu::gemm_openblas) return "OpenBLAS";
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
               "GFLOP/s", "%pk", "dX ms", "dW ms", "bwd ms", "GFLOP/s", "%pk", "GEMM");
 
   std::mt19937 rng(7);
-  const ExecContext ctx{kCPU};
+  const ExecContext ctx = exec_context(kCPU);
   {
     // One second of convolutions before any timing: after an idle spell the first layers measured up
     // to 2x slow on this (virtual) machine while the cores came back to speed.

@@ -28,13 +28,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/runtime.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/kernels.h"
-#include "kernels/registry.h"
 
 using namespace scpn;
 
@@ -337,8 +335,8 @@ void Bench::run_conv() {
 void Bench::run_bn() {
   struct Impl {
     const char* name;
-    BatchNormForwardTrainFn forward;
-    BatchNormBackwardFn backward;
+    BatchNormForwardTrainFn* forward;
+    BatchNormBackwardFn* backward;
   };
   // Both implementations, whichever the dispatch slot holds (kernels/cuda/register.cu picks one).
   const Impl impls[] = {{"scpn-cudnn", cudnn::batch_norm_forward_train, cudnn::batch_norm_backward},

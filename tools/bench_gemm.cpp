@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "engine/dispatch.h"
 
 #if defined(SCPN_HAVE_OPENBLAS)
 #include <cblas.h>
@@ -60,7 +60,7 @@ Peak estimate_peak() {
   return p;
 }
 
-double seconds_of(GemmFn gemm, const GemmArgs& g) {
+double seconds_of(GemmFn* gemm, const GemmArgs& g) {
   auto t0 = std::chrono::steady_clock::now();
   gemm(ExecContext{kCPU}, DType::f32, g);
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -131,10 +131,10 @@ int main(int argc, char** argv) {
   }
 #if defined(SCPN_HAVE_OPENBLAS)
   std::printf("OpenBLAS: %s, %d threads\n", openblas_get_config(), openblas_get_num_threads());
-  GemmFn openblas = cpu::gemm_openblas;
+  GemmFn* openblas = cpu::gemm_openblas;
 #else
   std::printf("OpenBLAS: not built (only our GEMM is timed)\n");
-  GemmFn openblas = nullptr;
+  GemmFn* openblas = nullptr;
 #endif
   std::printf("\n%-15s %-2s %6s %6s %6s | %9s %9s | %6s | %6s\n", "shape", "op", "M", "N", "K", "ours", "OpenBLAS",
               "ratio", "% peak");
@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
     const GemmArgs g = args_of(p, a, b, c);
     // One library at a time: each keeps its worker threads spinning for a while after a call, which
     // would steal the cores from the other one if the calls alternated.
-    auto time_median = [&](GemmFn fn) {
+    auto time_median = [&](GemmFn* fn) {
       std::vector<double> t;
       for (int r = 0; r < 2; ++r) seconds_of(fn, g);  // warm-up: buffers, thread pool, caches
       for (int r = 0; r < reps; ++r) t.push_back(seconds_of(fn, g));

@@ -8,7 +8,7 @@
 #include <set>
 #include <string>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::tools {
 

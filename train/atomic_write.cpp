@@ -7,7 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::train {
 

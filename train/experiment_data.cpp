@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 #include "train/data/idx.h"
 #include "train/data/image_files.h"
 #include "train/data/subset.h"
@@ -30,7 +30,7 @@ InShopLayout find_inshop_layout(const std::string& root) {
 }  // namespace
 
 ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
-  if (cfg.dataset == "fashion_mnist") {
+  if (cfg.dataset == DatasetKind::fashion_mnist) {
     channels = 1;
     data::IdxOptions train_opt, test_opt;
     train_opt.limit = cfg.train_limit > 0 ? cfg.train_limit : -1;
@@ -54,7 +54,7 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
     channels = 3;
     data::DecodeOptions decode;
     decode.channels = 3;
-    if (cfg.dataset == "inshop") {
+    if (cfg.dataset == DatasetKind::inshop) {
       const InShopLayout layout = find_inshop_layout(cfg.data_root);
       train_set = std::make_shared<data::ImageFileDataset>(
           data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::train, decode));
@@ -62,7 +62,7 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
           data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::query, decode));
       gallery_set = std::make_shared<data::ImageFileDataset>(
           data::inshop_dataset(layout.partition, layout.images, data::InShopSplit::gallery, decode));
-    } else if (cfg.dataset == "gldv2") {
+    } else if (cfg.dataset == DatasetKind::gldv2) {
       auto all = std::make_shared<data::ImageFileDataset>(
           data::gldv2_dataset(cfg.data_root + "/train.csv", cfg.data_root, decode));
       SCPN_CHECK(all->num_classes() >= 2, cfg.data_root, "/train.csv: ", all->num_classes(),
@@ -109,7 +109,7 @@ data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last)
   o.drop_last = drop_last;
   o.seed = cfg.seed;
   o.workers = int(cfg.workers);
-  o.bad_images = cfg.bad_images == "skip" ? data::BadImagePolicy::skip : data::BadImagePolicy::fail;
+  o.bad_images = cfg.bad_images;
   o.max_skipped = cfg.max_skipped;
   return o;
 }
@@ -143,7 +143,7 @@ void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& 
 }  // namespace
 
 void ExperimentData::load_test_set() {
-  test.labels_are_classes = config.dataset == "fashion_mnist" || config.dataset == "image_folder";
+  test.labels_are_classes = config.dataset == DatasetKind::fashion_mnist || config.dataset == DatasetKind::image_folder;
   load_images(*this, test_set, test.query_images, test.query_labels);
   if (gallery_set) load_images(*this, gallery_set, test.gallery_images, test.gallery_labels);
 }

@@ -11,7 +11,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/transfer.h"
 #include "engine/memory.h"

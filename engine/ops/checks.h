@@ -3,9 +3,8 @@
 #pragma once
 #include <string>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/tensor.h"
-#include "kernels/registry.h"
 
 namespace scpn {
 

@@ -3,8 +3,7 @@
 
 #include <cmath>
 
-#include "engine/context.h"
-#include "kernels/registry.h"
+#include "engine/dispatch.h"
 
 namespace scpn {
 

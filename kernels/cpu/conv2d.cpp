@@ -1,4 +1,4 @@
-// CPU conv2d: im2col + GEMM (through the dispatch slot kernels().gemm, so OpenBLAS or our own GEMM),
+// CPU conv2d: im2col + GEMM (the GEMM the context carries: ours or OpenBLAS, as registered),
 // with a copy-free GEMM for wide 1x1 stride-1 unpadded convolutions. Tested against the naive direct
 // convolution in tests/support/reference.cpp by tests/ops/test_conv2d.cpp; timed by tools/bench_conv.
 //
@@ -19,7 +19,7 @@
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/dtype_switch.h"
-#include "kernels/cpu/kernels.h"
+#include "kernels/gemm.h"
 
 namespace scpn::cpu {
 namespace {
@@ -70,11 +70,12 @@ std::unique_ptr<T[]> scratch(int64_t elements) {
   return std::make_unique_for_overwrite<T[]>(size_t(std::max<int64_t>(elements, 1)));
 }
 
-void gemm(DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
+void gemm(const ExecContext& ctx, DType t, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const void* a, int64_t lda,
           const void* b, int64_t ldb, double beta, void* c, int64_t ldc) {
   const GemmArgs args{.trans_a = trans_a, .trans_b = trans_b, .m = m, .n = n, .k = k, .alpha = 1.0, .a = a,
                       .lda = lda, .b = b, .ldb = ldb, .beta = beta, .c = c, .ldc = ldc};
-  kernels().gemm.on(kCPU)(ExecContext{kCPU}, t, args);
+  SCPN_CHECK(ctx.gemm, "conv2d: the CPU context carries no GEMM (contexts come from exec_context)");
+  ctx.gemm(ctx, t, args);
 }
 
 // The output positions o in [lo, hi) that read inside the image at kernel offset `offset` along one axis:
@@ -193,13 +194,13 @@ void add_bias(T* y, int64_t nb, int64_t K, int64_t PQ, const T* bias) {
 }
 
 template <class T>
-void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
+void forward_impl(const ExecContext& ctx, DType t, const Conv2dParams& p, const T* x, const T* w, const T* bias, T* y) {
   const Geometry g(p);
   if (p.N == 0) return;
   if (use_direct_pointwise(p, g)) {
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t grp = 0; grp < g.G; ++grp)
-        gemm(t, false, false, g.Kg, g.HW, g.Cg, w + grp * g.Kg * g.Cg, g.Cg, x + (n * p.C + grp * g.Cg) * g.HW,
+        gemm(ctx, t, false, false, g.Kg, g.HW, g.Cg, w + grp * g.Kg * g.Cg, g.Cg, x + (n * p.C + grp * g.Cg) * g.HW,
              g.HW, 0.0, y + (n * p.K + grp * g.Kg) * g.PQ, g.PQ);
     if (bias) add_bias(y, p.N, p.K, g.PQ, bias);
     return;
@@ -213,7 +214,7 @@ void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const 
     // One image: the GEMM output [K, PQ] is already y's layout.
     T* out = nb == 1 ? y + n0 * p.K * g.PQ : rows.get();
     for (int64_t grp = 0; grp < g.G; ++grp)
-      gemm(t, false, false, g.Kg, cols, g.CRSg, w + grp * g.Kg * g.CRSg, g.CRSg, col.get() + grp * g.CRSg * cols,
+      gemm(ctx, t, false, false, g.Kg, cols, g.CRSg, w + grp * g.Kg * g.CRSg, g.CRSg, col.get() + grp * g.CRSg * cols,
            cols, 0.0, out + grp * g.Kg * cols, cols);
     if (nb == 1) {
       if (bias) add_bias(out, 1, p.K, g.PQ, bias);
@@ -224,14 +225,14 @@ void forward_impl(DType t, const Conv2dParams& p, const T* x, const T* w, const 
 }
 
 template <class T>
-void backward_data_impl(DType t, const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+void backward_data_impl(const ExecContext& ctx, DType t, const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   const Geometry g(p);
   if (p.N == 0) return;
   if (use_direct_pointwise(p, g)) {
     // dx[n]_g [Cg, HW] = W_gᵀ [Cg, Kg] · dy[n]_g [Kg, HW]
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t grp = 0; grp < g.G; ++grp)
-        gemm(t, true, false, g.Cg, g.HW, g.Kg, w + grp * g.Kg * g.Cg, g.Cg, dy + (n * p.K + grp * g.Kg) * g.PQ,
+        gemm(ctx, t, true, false, g.Cg, g.HW, g.Kg, w + grp * g.Kg * g.Cg, g.Cg, dy + (n * p.K + grp * g.Kg) * g.PQ,
              g.PQ, 0.0, dx + (n * p.C + grp * g.Cg) * g.HW, g.HW);
     return;
   }
@@ -247,14 +248,14 @@ void backward_data_impl(DType t, const Conv2dParams& p, const T* dy, const T* w,
     }
     // dcol_g [CRSg, cols] = W_gᵀ [CRSg, Kg] · dy_g [Kg, cols]
     for (int64_t grp = 0; grp < g.G; ++grp)
-      gemm(t, true, false, g.CRSg, cols, g.Kg, w + grp * g.Kg * g.CRSg, g.CRSg, dy_chunk + grp * g.Kg * cols, cols,
+      gemm(ctx, t, true, false, g.CRSg, cols, g.Kg, w + grp * g.Kg * g.CRSg, g.CRSg, dy_chunk + grp * g.Kg * cols, cols,
            0.0, col.get() + grp * g.CRSg * cols, cols);
     col2im(p, g, col.get(), nb, dx + n0 * p.C * g.HW);
   }
 }
 
 template <class T>
-void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* x, T* dw) {
+void backward_filter_impl(const ExecContext& ctx, DType t, const Conv2dParams& p, const T* dy, const T* x, T* dw) {
   const Geometry g(p);
   if (p.N == 0) {
     std::fill(dw, dw + p.K * g.CRSg, T(0));
@@ -264,7 +265,7 @@ void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* 
     // dw_g [Kg, Cg] (+)= dy[n]_g [Kg, HW] · x[n]_gᵀ [HW, Cg]; the first image overwrites.
     for (int64_t n = 0; n < p.N; ++n)
       for (int64_t grp = 0; grp < g.G; ++grp)
-        gemm(t, false, true, g.Kg, g.Cg, g.HW, dy + (n * p.K + grp * g.Kg) * g.PQ, g.PQ,
+        gemm(ctx, t, false, true, g.Kg, g.Cg, g.HW, dy + (n * p.K + grp * g.Kg) * g.PQ, g.PQ,
              x + (n * p.C + grp * g.Cg) * g.HW, g.HW, n == 0 ? 0.0 : 1.0, dw + grp * g.Kg * g.Cg, g.Cg);
     return;
   }
@@ -281,7 +282,7 @@ void backward_filter_impl(DType t, const Conv2dParams& p, const T* dy, const T* 
     }
     // dw_g [Kg, CRSg] (+)= dy_g [Kg, cols] · col_gᵀ [cols, CRSg]; the first chunk overwrites.
     for (int64_t grp = 0; grp < g.G; ++grp)
-      gemm(t, false, true, g.Kg, g.CRSg, cols, dy_chunk + grp * g.Kg * cols, cols, col.get() + grp * g.CRSg * cols,
+      gemm(ctx, t, false, true, g.Kg, g.CRSg, cols, dy_chunk + grp * g.Kg * cols, cols, col.get() + grp * g.CRSg * cols,
            cols, n0 == 0 ? 0.0 : 1.0, dw + grp * g.Kg * g.CRSg, g.CRSg);
   }
 }
@@ -305,28 +306,28 @@ void backward_bias_impl(const Conv2dParams& p, const T* dy, T* db) {
 
 }  // namespace
 
-void conv2d_forward(const ExecContext&, DType t, const Conv2dParams& p, const void* x, const void* w,
+void conv2d_forward(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* x, const void* w,
                     const void* bias, void* y) {
   with_float_type(t, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
-    forward_impl<T>(t, p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
+    forward_impl<T>(ctx, t, p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
                     static_cast<T*>(y));
   });
 }
 
-void conv2d_backward_data(const ExecContext&, DType t, const Conv2dParams& p, const void* dy, const void* w,
+void conv2d_backward_data(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* dy, const void* w,
                           void* dx) {
   with_float_type(t, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
-    backward_data_impl<T>(t, p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+    backward_data_impl<T>(ctx, t, p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
   });
 }
 
-void conv2d_backward_filter(const ExecContext&, DType t, const Conv2dParams& p, const void* dy, const void* x,
+void conv2d_backward_filter(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* dy, const void* x,
                             void* dw) {
   with_float_type(t, "conv2d_backward_filter", [&](auto zero) {
     using T = decltype(zero);
-    backward_filter_impl<T>(t, p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
+    backward_filter_impl<T>(ctx, t, p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));
   });
 }
 

@@ -380,7 +380,7 @@ void gemm_ours(const ExecContext&, DType t, const GemmArgs& g) {
   with_float_type(t, "gemm", [&](auto zero) { gemm_blocked<decltype(zero)>(g); });
 }
 
-GemmFn select_gemm(GemmFn ours, GemmFn openblas) {
+GemmFn* select_gemm(GemmFn* ours, GemmFn* openblas) {
   const char* env = std::getenv("SCPN_CPU_GEMM");
   const std::string choice = env ? env : "";
   if (choice == "ours") return ours;

@@ -10,7 +10,6 @@
 #include <cublas_v2.h>
 
 #include "kernels/cuda/check.h"
-#include "kernels/cuda/kernels.h"
 
 namespace scpn::cublas {
 

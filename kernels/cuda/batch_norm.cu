@@ -16,7 +16,6 @@
 
 #include <algorithm>
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 #include "kernels/cuda/scratch.h"

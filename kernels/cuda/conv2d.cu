@@ -3,7 +3,6 @@
 // tests/gpu/test_conv2d_bias.cpp.
 #include "kernels/conv2d.h"
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 

@@ -8,7 +8,7 @@
 #include "kernels/common/elementwise_math.h"
 #include "kernels/common/random_transform.h"
 #include "kernels/common/scalar_convert.h"
-#include "kernels/cuda/kernels.h"
+#include "kernels/elementwise.h"
 #include "kernels/cuda/launch.h"
 
 namespace scpn::cuda {

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "kernels/common/grad_integration_rule.h"
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/multi_tensor.h"
 #include "kernels/cuda/scratch.h"

@@ -3,7 +3,6 @@
 // kernels/cpu/l2_normalize.cpp. Tested against the CPU kernels by tests/gpu/test_l2_normalize.cpp.
 #include "kernels/l2_normalize.h"
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 

@@ -4,7 +4,6 @@
 #include "kernels/loss.h"
 
 #include "kernels/common/cross_entropy.h"
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 #include "kernels/cuda/scratch.h"

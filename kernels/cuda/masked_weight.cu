@@ -3,7 +3,6 @@
 // reduction tree, so it is deterministic. tests/gpu/test_masked_weight.cpp compares with the CPU kernels.
 #include <cstdint>
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/masked_weight.h"
 

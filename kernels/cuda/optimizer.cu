@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "kernels/common/optimizer_update.h"
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/multi_tensor.h"
 #include "kernels/optimizer.h"

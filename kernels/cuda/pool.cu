@@ -4,7 +4,6 @@
 #include "kernels/pool.h"
 
 #include "kernels/common/max_pool_window.h"
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 

@@ -10,7 +10,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/cuda/kernels.h"
+#include "kernels/reduce.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/scratch.h"
 

@@ -6,7 +6,6 @@
 #include <cstdint>
 #include <limits>
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/select.h"

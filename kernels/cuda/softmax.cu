@@ -3,7 +3,6 @@
 // Tested against the CPU kernels by tests/gpu/test_softmax.cpp.
 #include "kernels/softmax.h"
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/launch.h"
 #include "kernels/cuda/row_reduce.h"
 

@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <limits>
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/cudnn/descriptors.h"
 

@@ -10,7 +10,6 @@
 #include <mutex>
 #include <optional>
 
-#include "kernels/cuda/kernels.h"
 #include "kernels/cuda/scratch.h"
 #include "kernels/cudnn/descriptors.h"
 

@@ -7,14 +7,14 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "tests/support/check.h"
+#include "tests/support/skip.h"
 
 namespace scpn::test {
 
 bool skip_without_cuda() {
   if (cuda_device_count() > 0) return false;
   const std::string why = no_cuda_device_reason();
-  std::printf("skipped: no CUDA device (%s)\n", why.c_str());
-  MESSAGE("skipped: no CUDA device (" << why << ")");
+  skip_test_case(cat("no CUDA device (", why, ")"));
   return true;
 }
 

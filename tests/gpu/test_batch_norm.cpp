@@ -10,11 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/batch_norm.h"
-#include "kernels/cuda/kernels.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 
@@ -28,9 +26,9 @@ const Device kGpu = cuda_device(0);
 
 struct Impl {
   const char* name;
-  BatchNormForwardTrainFn train;
-  BatchNormForwardEvalFn eval;
-  BatchNormBackwardFn backward;
+  BatchNormForwardTrainFn* train;
+  BatchNormForwardEvalFn* eval;
+  BatchNormBackwardFn* backward;
 };
 
 const Impl kOurs{"ours", cuda::batch_norm_forward_train, cuda::batch_norm_forward_eval, cuda::batch_norm_backward};

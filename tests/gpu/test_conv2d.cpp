@@ -11,12 +11,11 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/conv2d.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

@@ -5,9 +5,8 @@
 
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/ops/conv2d.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

@@ -8,10 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

@@ -12,10 +12,9 @@
 #include <random>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/linear.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

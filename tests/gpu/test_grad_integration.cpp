@@ -11,8 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
-#include "kernels/registry.h"
+#include "engine/dispatch.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

@@ -9,10 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/sgd.h"
-#include "kernels/registry.h"
 #include "tests/gpu/parity.h"
 #include "tests/support/check.h"
 

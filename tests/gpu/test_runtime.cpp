@@ -15,7 +15,7 @@
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/cuda/allocator.h"
 #include "engine/cuda/runtime.h"
 #include "engine/devices.h"

@@ -8,10 +8,8 @@
 #include <vector>
 
 #include "engine/autograd.h"
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "engine/ops/conv2d.h"
-#include "kernels/cpu/kernels.h"
-#include "kernels/registry.h"
 #include "tests/support/check.h"
 #include "tests/support/reference.h"
 
@@ -91,11 +89,15 @@ double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-5 : 1e-12; }
 }  // namespace
 
 // Runs `body` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built): the
-// convolution must be right whichever GEMM it calls. The slot is restored afterwards.
+// convolution must be right whichever GEMM the context hands it. The registered GEMM is put back when the
+// body ends, a failed REQUIRE (an exception) included.
 template <class Body>
 void with_each_gemm(Body&& body) {
-  const GemmFn registered = kernels().gemm.cpu;
-  std::vector<std::pair<const char*, GemmFn>> gemms = {{"our GEMM", cpu::gemm_ours}};
+  struct RestoreGemm {
+    GemmFn* registered = kernels().gemm.cpu;
+    ~RestoreGemm() { kernels().gemm.cpu = registered; }
+  } restore;
+  std::vector<std::pair<const char*, GemmFn*>> gemms = {{"our GEMM", cpu::gemm_ours}};
 #if defined(SCPN_HAVE_OPENBLAS)
   gemms.push_back({"OpenBLAS", cpu::gemm_openblas});
 #endif
@@ -104,7 +106,6 @@ void with_each_gemm(Body&& body) {
     CAPTURE(name);
     body();
   }
-  kernels().gemm.cpu = registered;
 }
 
 TEST_CASE("conv2d forward and gradients match the direct convolution (f32 and f64)") {

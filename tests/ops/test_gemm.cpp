@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/kernels.h"
+#include "engine/dispatch.h"
 #include "tests/support/check.h"
 
 using namespace scpn;
@@ -20,7 +20,7 @@ namespace {
 
 struct Impl {
   const char* name;
-  GemmFn fn;
+  GemmFn* fn;
 };
 
 std::vector<Impl> implementations() {
@@ -161,8 +161,8 @@ TEST_CASE("gemm: bad dtype names the kernel") {
 
 TEST_CASE("gemm: SCPN_CPU_GEMM chooses the registered implementation") {
   // Stand-ins for the two implementations: select_gemm only compares and returns them.
-  const GemmFn ours = cpu::gemm_ours;
-  const GemmFn blas = [](const ExecContext&, DType, const GemmArgs&) {};
+  GemmFn* const ours = cpu::gemm_ours;
+  GemmFn* const blas = [](const ExecContext&, DType, const GemmArgs&) {};
   const char* saved = std::getenv("SCPN_CPU_GEMM");
   const std::string saved_value = saved ? saved : "";
 

@@ -11,6 +11,7 @@
 #include "train/data/idx.h"
 #include "train/data/image_files.h"
 #include "train/data/subset.h"
+#include "tests/support/skip.h"
 
 using namespace scpn;
 using namespace scpn::data;
@@ -118,10 +119,7 @@ TEST_CASE("IDX: broken files and options are refused with messages naming the fi
 
 TEST_CASE("IDX: the installed Fashion-MNIST (dataset-fashion-mnist) has its known counts and labels") {
   const std::string root = "/usr/share/datasets/fashion-mnist";
-  if (!fs::exists(root + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: " << root << " not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  if (test::skip_without_fashion_mnist()) return;
   IdxDataset train = IdxDataset::from_folder(root, true);
   IdxDataset test = IdxDataset::from_folder(root, false);
   CHECK(train.size() == 60000);

@@ -17,7 +17,9 @@
 #include "train/eval/model_source.h"
 #include "train/eval/prune.h"
 #include "train/eval/sweep.h"
+#include "train/report/sweep_report.h"
 #include "train/trainer.h"
+#include "tests/support/skip.h"
 
 using namespace scpn;
 using namespace scpn::train;
@@ -27,11 +29,7 @@ namespace {
 
 const char* kFashion = "/usr/share/datasets/fashion-mnist";
 
-bool have_fashion() {
-  if (fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) return true;
-  MESSAGE("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-  return false;
-}
+bool have_fashion() { return !test::skip_without_fashion_mnist(); }
 
 std::string temp_root() {
   static std::string root = [] {
@@ -212,7 +210,7 @@ TEST_CASE("a weight-granularity pruned checkpoint starts train_scpn --init (conf
   std::string out = dir + "/pruned_init.safetensors";
   save_pruned(out, prune_model(*l.model, opt, nullptr), l.source.checkpoint);
   TrainConfig cfg = l.source.config;
-  cfg.bn_stats = "parent";
+  cfg.bn_stats = models::BnStatsMode::parent;
   cfg.output_dir = temp_root() + "/from_pruned";
   TrainerOptions options;
   options.init_checkpoint = out;

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 #include "train/data/image.h"
 
 namespace scpn::data {

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <memory>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::data {
 

@@ -12,7 +12,7 @@
 #include <map>
 #include <set>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::data {
 

@@ -4,7 +4,7 @@
 
 #include <cstring>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 #include "train/data/decode.h"
 #include "train/data/random.h"
 

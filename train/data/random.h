@@ -7,7 +7,7 @@
 
 namespace scpn::data {
 
-// A private Philox stream (kernels/common/philox.h) for one sample: key from (seed, epoch), block
+// A private Philox stream (engine/random.h) for one sample: key from (seed, epoch), block
 // offset from the dataset index. Each draw consumes one 32-bit word.
 class SampleRng {
  public:

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/common/error.h"
-#include "kernels/common/philox.h"
+#include "engine/error.h"
+#include "engine/random.h"
 
 namespace scpn::data {
 

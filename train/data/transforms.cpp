@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::data {
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::train {
 

@@ -1,5 +1,5 @@
-// Retrieval metrics: query blocks × whole gallery through the GEMM slot, then, per query, the ranks of the
-// relevant items found without sorting the whole gallery (see metrics.h). Per-query results are summed in
+// Retrieval metrics: query blocks × whole gallery through the linear op (one GEMM), then, per query, the
+// ranks of the relevant items found without sorting the whole gallery (see metrics.h). Per-query results
 // query order, so the figures do not depend on the thread count or the block size.
 #include "train/eval/metrics.h"
 
@@ -9,9 +9,9 @@
 #include <limits>
 #include <unordered_map>
 
-#include "engine/context.h"
+#include "engine/autograd.h"
 #include "engine/ops/checks.h"
-#include "kernels/registry.h"
+#include "engine/ops/linear.h"
 
 namespace scpn::train {
 
@@ -27,16 +27,12 @@ struct QueryOutcome {
   int64_t first_rank = 0;
 };
 
-// sims [rows, Ng] = query[q0 : q0 + rows] · galleryᵀ, on the features' device, returned on the CPU.
+// sims [rows, Ng] = query[q0 : q0 + rows] · galleryᵀ (linear without a bias), on the features' device,
+// returned on the CPU.
 Tensor similarity_block(const Tensor& query, const Tensor& gallery, int64_t q0, int64_t rows) {
-  const Device device = query.device();
-  const int64_t ng = gallery.size(0), d = query.size(1);
-  Tensor sims = Tensor::empty({rows, ng}, query.dtype(), device);
-  // gallery is [Ng, D]: read as its transpose in place.
-  const GemmArgs g = dense_gemm(false, true, rows, ng, d, query.slice(q0, q0 + rows).raw_data(), gallery.raw_data(),
-                                sims.raw_data());
-  kernels().gemm.on(device)(exec_context(device), query.dtype(), g);
-  return device.is_cpu() ? sims : sims.to(kCPU);
+  NoGradGuard no_grad;
+  Tensor sims = linear(query.slice(q0, q0 + rows), gallery);
+  return sims.device().is_cpu() ? sims : sims.to(kCPU);
 }
 
 // A gallery item's place in the ranking: higher similarity first, then lower gallery index. A NaN

@@ -5,7 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
-#include "kernels/common/philox.h"
+#include "engine/random.h"
 
 namespace scpn::train {
 

@@ -9,7 +9,8 @@
 
 #include "engine/optim/optimizer.h"
 #include "models/resnet.h"
-#include "train/scpn/integration.h"
+#include "engine/ops/grad_integration.h"
+#include "engine/optim/clip.h"
 
 namespace scpn::train {
 

@@ -1,5 +1,5 @@
-// Fills the CPU column of the dispatch table: one line per kernel.
-#include "kernels/cpu/kernels.h"
+// Fills the CPU column of the dispatch table: one line per kernel (declared in its contract kernels/F.h).
+#include "engine/dispatch.h"
 
 namespace scpn {
 
@@ -32,7 +32,7 @@ void register_cpu_kernels(KernelTable& k) {
   k.max_pool2d_backward.cpu = cpu::max_pool2d_backward;
   k.avg_pool_1x1_forward.cpu = cpu::avg_pool_1x1_forward;
   k.avg_pool_1x1_backward.cpu = cpu::avg_pool_1x1_backward;
-  // softmax.h / loss kernels
+  // softmax.h, loss.h
   k.log_softmax_forward.cpu = cpu::log_softmax_forward;
   k.log_softmax_backward.cpu = cpu::log_softmax_backward;
   k.cross_entropy_forward.cpu = cpu::cross_entropy_forward;

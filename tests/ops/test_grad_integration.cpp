@@ -1,4 +1,4 @@
-// Conflict-aware gradient integration (train/scpn/integration.h, kernels/grad_integration.h): hand-computed
+// Conflict-aware gradient integration (engine/ops/grad_integration.h, kernels/grad_integration.h): hand-computed
 // examples, an independent explicit-vector implementation over random gradients with planted conflicts
 // (both semantics, both weightings, several γ, per-filter and whole-tensor, several orders), the
 // no-conflict case, task orders, errors, and clip_grad_norm against hand numbers.
@@ -10,14 +10,13 @@
 #include <set>
 
 #include "engine/autograd.h"
-#include "engine/context.h"
+#include "engine/dispatch.h"
 #include "kernels/common/philox.h"
-#include "kernels/registry.h"
 #include "tests/support/check.h"
-#include "train/scpn/integration.h"
+#include "engine/ops/grad_integration.h"
+#include "engine/optim/clip.h"
 
 using namespace scpn;
-using namespace scpn::train;
 
 namespace {
 

@@ -1,16 +1,15 @@
-// The conflict-aware gradient integration of the SCPN step (SCPN_METHOD.md §4 step 3) at the engine level:
-// from the K per-task gradient slots of the prunable parameters to each parameter's .grad, plus the
-// global-norm clip used before (per task) and after (all gradients) it. The arithmetic is the
-// grad_integration kernel family (kernels/grad_integration.h); tests: tests/train/test_integration.cpp.
+// The conflict-aware gradient integration's front end (SCPN_METHOD.md §4 step 3): from the K per-task
+// gradient slots of the prunable parameters to each parameter's .grad, through the grad_integration kernels.
 #pragma once
 #include <cstdint>
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/random.h"
 #include "engine/tensor.h"
 #include "kernels/grad_integration.h"
 
-namespace scpn::train {
+namespace scpn {
 
 enum class IntegrationGranularity : uint8_t {
   filter,  // a 4-D tensor is viewed as rows = output filters (the reference's PROJ_BY_KERNEL); others: one row
@@ -59,14 +58,4 @@ IntegrationStats integrate_gradients(const std::vector<Tensor>& params, const st
 // i = K−1..1 with floor(uᵢ·(i+1)), uᵢ = word K−1−i. Advances gen.offset past those blocks.
 std::vector<int32_t> draw_task_order(int32_t K, Generator& gen);
 
-// torch.nn.utils.clip_grad_norm_ with the 2-norm: total = sqrt(Σ over all tensors of Σ x²) (in double);
-// when max_norm / (total + 1e-6) < 1 (total > max_norm − 1e-6), every tensor is scaled in place by that
-// factor. Returns the total norm before clipping. Undefined tensors are skipped; the rest must be float
-// (f32/f64) and may mix dtypes and devices.
-double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
-
-// The same over the gradients a slot holds for these parameters (parameters without one are skipped):
-// step 1's per-task clip.
-double clip_grad_norm(const GradientSlot& slot, const std::vector<Tensor>& params, double max_norm);
-
-}  // namespace scpn::train
+}  // namespace scpn

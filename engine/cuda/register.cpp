@@ -4,7 +4,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "kernels/cuda/kernels.h"
+#include "engine/dispatch.h"
 
 namespace scpn {
 
@@ -51,7 +51,7 @@ void register_cuda_kernels(KernelTable& k) {
   k.max_pool2d_backward.cuda = cuda::max_pool2d_backward;
   k.avg_pool_1x1_forward.cuda = cuda::avg_pool_1x1_forward;
   k.avg_pool_1x1_backward.cuda = cuda::avg_pool_1x1_backward;
-  // softmax.h / loss kernels
+  // softmax.h, loss.h
   k.log_softmax_forward.cuda = cuda::log_softmax_forward;
   k.log_softmax_backward.cuda = cuda::log_softmax_backward;
   k.cross_entropy_forward.cuda = cuda::cross_entropy_forward;

@@ -1,15 +1,13 @@
-// The dispatch table: one slot per kernel, each holding a CPU and a CUDA function pointer. The slots
-// are filled once at start-up by register_cpu_kernels() (kernels/cpu/register.cpp) and, in CUDA builds,
-// register_cuda_kernels() (kernels/cuda/register.cu) — one line per kernel, no static self-registration.
-// An op front-end asks `kernels().conv2d_forward.on(device)`; an empty slot throws an error naming the
-// kernel and the device, and `supports(device)` lets tests skip cleanly.
+// The one join between the engine and the kernels: the dispatch table (one slot per kernel, a CPU and a
+// CUDA function pointer each, typed by the contract headers kernels/F.h) and the context handed to a kernel.
+// An op front end calls `kernels().conv2d_forward.on(device)(exec_context(device), ...)`.
 #pragma once
 #include "kernels/batch_norm.h"
 #include "kernels/common/error.h"
 #include "kernels/conv2d.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemm.h"
-#include "kernels/grad_integration.h"  // grad_integration.h
+#include "kernels/grad_integration.h"
 #include "kernels/l2_normalize.h"
 #include "kernels/loss.h"
 #include "kernels/masked_weight.h"
@@ -19,18 +17,19 @@
 #include "kernels/select.h"
 #include "kernels/softmax.h"
 
+
 namespace scpn {
 
 template <class Fn>
 struct KernelSlot {
   const char* name;
-  Fn cpu = nullptr;
-  Fn cuda = nullptr;
+  Fn* cpu = nullptr;
+  Fn* cuda = nullptr;
 
   explicit KernelSlot(const char* kernel_name) : name(kernel_name) {}
   bool supports(Device d) const { return (d.is_cpu() ? cpu : cuda) != nullptr; }
-  Fn on(Device d) const {
-    Fn f = d.is_cpu() ? cpu : cuda;
+  Fn* on(Device d) const {
+    Fn* f = d.is_cpu() ? cpu : cuda;
     if (!f) throw Error(cat("kernel '", name, "' has no implementation for device ", d.str()));
     return f;
   }
@@ -63,7 +62,7 @@ struct KernelTable {
   KernelSlot<MaxPool2dBackwardFn> max_pool2d_backward{"max_pool2d_backward"};
   KernelSlot<AvgPool1x1ForwardFn> avg_pool_1x1_forward{"avg_pool_1x1_forward"};
   KernelSlot<AvgPool1x1BackwardFn> avg_pool_1x1_backward{"avg_pool_1x1_backward"};
-  // softmax.h / loss kernels
+  // softmax.h, loss.h
   KernelSlot<LogSoftmaxForwardFn> log_softmax_forward{"log_softmax_forward"};
   KernelSlot<LogSoftmaxBackwardFn> log_softmax_backward{"log_softmax_backward"};
   KernelSlot<CrossEntropyForwardFn> cross_entropy_forward{"cross_entropy_forward"};
@@ -86,10 +85,17 @@ struct KernelTable {
   KernelSlot<GradScaleFn> grad_scale{"grad_scale"};
 };
 
-// The process-wide table, filled by register_kernels() (engine/dispatch.cpp) before first use.
+// The process-wide table, filled on first use by register_cpu_kernels() (engine/register_cpu.cpp) and,
+// in CUDA builds, register_cuda_kernels() (engine/cuda/register.cpp): one line per kernel, no static
+// self-registration (linkers drop it from static libraries).
 KernelTable& kernels();
-
 void register_cpu_kernels(KernelTable&);
 void register_cuda_kernels(KernelTable&);  // defined only in CUDA builds
+
+// What a kernel on `device` is handed: the device and, on the CPU, the registered GEMM; on CUDA the
+// device's stream, library handles and allocator, from the provider the CUDA backend installs.
+ExecContext exec_context(Device device);
+using ContextProvider = ExecContext (*)(Device);
+void set_cuda_context_provider(ContextProvider provider);
 
 }  // namespace scpn
