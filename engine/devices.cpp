@@ -17,11 +17,20 @@ std::string no_cuda_device_reason() { return cuda_device_count() > 0 ? "" : cuda
 void synchronize(Device d) {
   if (d.is_cuda()) cuda::synchronize(d.index);
 }
+ParityModeScope::ParityModeScope() {
+  const cuda::MathMode saved = cuda::math_mode();
+  allow_tf32_ = saved.allow_tf32;
+  deterministic_ = saved.deterministic;
+  cuda::set_math_mode({.allow_tf32 = false, .deterministic = true});
+}
+ParityModeScope::~ParityModeScope() { cuda::set_math_mode({.allow_tf32 = allow_tf32_, .deterministic = deterministic_}); }
 #else
 bool cuda_backend_built() { return false; }
 int cuda_device_count() { return 0; }
 std::string no_cuda_device_reason() { return "this build has no CUDA backend (configure with -DSCPN_CUDA=ON)"; }
 void synchronize(Device d) { SCPN_CHECK(d.is_cpu(), "synchronize: ", d.str(), " requested, but this build has no CUDA backend"); }
+ParityModeScope::ParityModeScope() = default;
+ParityModeScope::~ParityModeScope() = default;
 #endif
 
 namespace {

@@ -20,6 +20,19 @@ void check_device_name(const std::string& text, const std::string& what);
 // must exist (the error names `what`, the device and why not).
 Device resolve_device(const std::string& text, const std::string& what);
 
+// For its lifetime, CUDA kernels run in parity mode (TF32 off, deterministic algorithms only), so that a
+// test can compare devices; restores the previous mode. Does nothing in a build without CUDA.
+class ParityModeScope {
+ public:
+  ParityModeScope();
+  ~ParityModeScope();
+  ParityModeScope(const ParityModeScope&) = delete;
+  ParityModeScope& operator=(const ParityModeScope&) = delete;
+
+ private:
+  bool allow_tf32_ = true, deterministic_ = false;
+};
+
 // Waits until the work queued on `d` has finished (a no-op on the CPU, whose kernels are synchronous):
 // for timings that must cover the device's work, not only its launch.
 void synchronize(Device d);

@@ -13,6 +13,7 @@
 //  - cuDNN needs a scale and a bias: a null weight / bias becomes a scratch array of ones / zeros, and a
 //    null grad_weight / grad_bias a scratch output that is dropped.
 #include "kernels/batch_norm.h"
+#include "kernels/elementwise.h"
 
 #include <algorithm>
 #include <limits>

@@ -13,7 +13,7 @@
 #include "engine/dispatch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/batch_norm.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

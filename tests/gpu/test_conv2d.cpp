@@ -16,7 +16,7 @@
 #include "engine/ops/conv2d.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

@@ -7,7 +7,7 @@
 
 #include "engine/dispatch.h"
 #include "engine/ops/conv2d.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

@@ -15,7 +15,7 @@
 #include "engine/dispatch.h"
 #include "engine/cuda/runtime.h"
 #include "engine/ops/linear.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

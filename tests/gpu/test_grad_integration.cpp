@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "engine/dispatch.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "engine/ops/l2_normalize.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 
 using namespace scpn;
 using test::random_tensor;

@@ -12,7 +12,7 @@
 #include "engine/dispatch.h"
 #include "engine/optim/adamw.h"
 #include "engine/optim/sgd.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

@@ -21,7 +21,7 @@
 #include "engine/devices.h"
 #include "engine/tensor.h"
 #include "kernels/cuda/check.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 // NCCL is optional in a CUDA build; this is the one place where a test asks whether it is there.
 #if defined(SCPN_HAVE_NCCL)
 #include "engine/cuda/check_nccl.h"

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/ops/select.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 
 using namespace scpn;

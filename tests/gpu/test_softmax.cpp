@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "engine/ops/softmax.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 
 using namespace scpn;
 using test::random_tensor;

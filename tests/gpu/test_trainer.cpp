@@ -18,7 +18,7 @@
 #include "models/checkpoint.h"
 #include "models/extract.h"
 #include "models/features.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 #include "tests/train/data_fixtures.h"
 #include "train/trainer.h"

@@ -20,7 +20,7 @@
 #include "engine/optim/sgd.h"
 #include "kernels/cuda/check.h"
 #include "models/resnet.h"
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 #include "tests/support/check.h"
 #include "train/scpn/step.h"
 

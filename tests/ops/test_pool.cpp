@@ -1,6 +1,6 @@
-// Pooling: max_pool2d forward and backward against naive loops written here (the ResNet stem pool
-// k3 s2 p1, k2 s2, overlapping k3 s1, odd sizes, -inf padding, ties, NaN), adaptive/global average
-// pooling values, gradients (f64 central differences, max-pool inputs without near-ties) and errors.
+// Pooling: max_pool2d (the ResNet stem pool k3 s2 p1, k2 s2, overlapping k3 s1, odd sizes, -inf padding,
+// ties, NaN) and 1x1 average pooling, as op-harness cases against naive loops written here, plus the
+// accumulation, tie and NaN rules and the errors.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,9 +11,13 @@
 #include "engine/autograd.h"
 #include "engine/ops/pool.h"
 #include "tests/support/check.h"
+#include "tests/support/op_harness.h"
 
 using namespace scpn;
+using test::Expected;
+using test::OpCase;
 using test::random_f64;
+using test::random_tensor;
 
 namespace {
 
@@ -22,10 +26,11 @@ struct PoolCase {
   int64_t kernel, stride, padding;
 };
 
-// The max-pool configurations under test: the stem pool, the common 2x2, heavy overlap, odd sizes.
-const std::vector<PoolCase> kCases = {
-    {{2, 2, 7, 9}, 3, 2, 1}, {{1, 3, 5, 5}, 3, 2, 1}, {{1, 1, 6, 6}, 3, 2, 1}, {{2, 3, 6, 8}, 2, 2, 0},
-    {{1, 2, 5, 7}, 2, 2, 0}, {{1, 2, 5, 6}, 3, 1, 0}, {{3, 1, 4, 5}, 3, 3, 1}, {{1, 1, 1, 1}, 1, 1, 0},
+// The stem pool, the common 2x2, heavy overlap (stride 1), windows cut by the border, odd sizes, batch 1.
+const std::vector<PoolCase> kMaxPoolCases = {
+    {{2, 2, 7, 9}, 3, 2, 1},  {{1, 3, 5, 5}, 3, 2, 1},  {{1, 1, 6, 6}, 3, 2, 1}, {{2, 3, 6, 8}, 2, 2, 0},
+    {{1, 2, 5, 7}, 2, 2, 0},  {{1, 2, 5, 6}, 3, 1, 0},  {{3, 1, 4, 5}, 3, 3, 1}, {{1, 1, 1, 1}, 1, 1, 0},
+    {{2, 5, 9, 11}, 2, 2, 0}, {{1, 2, 8, 8}, 3, 1, 1},  {{1, 1, 5, 5}, 5, 1, 2}, {{2, 3, 10, 7}, 4, 3, 2},
 };
 
 // Max pooling by the definition: every window position, padded positions read as -inf; the first
@@ -78,32 +83,134 @@ Tensor distinct_values(const Shape& shape, uint64_t seed) {
   return from_vector(values, shape, DType::f64);
 }
 
+std::string label_of(const char* what, const PoolCase& pc) {
+  return cat(what, " ", shape_str(pc.shape), " k", pc.kernel, " s", pc.stride, " p", pc.padding);
+}
+
+test::Oracle max_pool_oracle(const PoolCase& pc) {
+  return [pc](const std::vector<Tensor>& in, const Tensor& g) {
+    NaiveMaxPool ref = naive_max_pool(in[0], pc.kernel, pc.stride, pc.padding, g.to_vector());
+    return Expected{ref.y, {ref.grad_x}};
+  };
+}
+
+// Values drawn from {0, 1, 2}: most windows hold a tied maximum, several shared by overlapping windows.
+Tensor tied_values(const Shape& shape, DType dtype, uint64_t seed) {
+  std::vector<double> v = random_tensor(shape, DType::f64, seed, 0.0, 3.0).to_vector();
+  for (double& x : v) x = std::floor(x);
+  return from_vector(v, shape, dtype);
+}
+
+std::vector<OpCase> max_pool_cases() {
+  std::vector<OpCase> cases;
+  uint64_t seed = 70;
+  for (const PoolCase& pc : kMaxPoolCases) {
+    const auto pool = [pc](const std::vector<Tensor>& v) { return max_pool2d(v[0], pc.kernel, pc.stride, pc.padding); };
+    ++seed;
+    // Distinct values in [-2, -1], no near-ties (central differences never cross a change of argmax); were
+    // padding read as 0 instead of -inf, border outputs would be 0. A max is exact on every device.
+    cases.push_back({.name = label_of("max_pool2d", pc),
+                     .inputs = [pc, seed](DType d) {
+                       std::vector<double> v = distinct_values(pc.shape, seed).to_vector();
+                       for (double& x : v) x = -2.0 + (x + 1.0) / 100.0;
+                       return std::vector<Tensor>{from_vector(v, pc.shape, d).requires_grad_()};
+                     },
+                     .op = pool,
+                     .oracle = max_pool_oracle(pc),
+                     .oracle_f32 = {1e-6, 1e-6},
+                     .parity_f32 = {0, 0},
+                     .parity_f64 = {0, 0}});
+    // Tied maxima: the first in row-major window order takes the gradient, on every device. Not
+    // differentiable there, so no gradcheck.
+    cases.push_back({.name = label_of("max_pool2d ties", pc),
+                     .inputs = [pc, seed](DType d) { return std::vector<Tensor>{tied_values(pc.shape, d, seed + 100).requires_grad_()}; },
+                     .op = pool,
+                     .oracle = max_pool_oracle(pc),
+                     .gradcheck = false,
+                     .parity_f32 = {0, 0},
+                     .parity_f64 = {0, 0}});
+  }
+  // The ResNet stem at full size: outputs and argmax gradients, exact (too large for central differences).
+  const PoolCase stem{{2, 16, 112, 112}, 3, 2, 1};
+  cases.push_back({.name = label_of("max_pool2d", stem),
+                   .inputs = [stem](DType d) { return std::vector<Tensor>{random_tensor(stem.shape, d, 77).requires_grad_()}; },
+                   .op = [stem](const std::vector<Tensor>& v) { return max_pool2d(v[0], stem.kernel, stem.stride, stem.padding); },
+                   .oracle = max_pool_oracle(stem),
+                   .gradcheck = false,
+                   .parity_f32 = {0, 0},
+                   .parity_f64 = {0, 0}});
+  // NaN wins its windows wherever it is; an all -inf window still names its first value (the naive loop
+  // has no NaN rule: the CPU's is asserted below, the devices must agree with it).
+  const PoolCase nan_case{{2, 2, 9, 9}, 3, 2, 1};
+  cases.push_back({.name = label_of("max_pool2d NaN/-inf", nan_case),
+                   .inputs = [nan_case](DType d) {
+                     std::vector<double> v = tied_values(nan_case.shape, DType::f64, 450).to_vector();
+                     for (size_t i = 0; i < v.size(); i += 7) v[i] = NAN;
+                     for (size_t i = 81; i < 81 + 27; ++i) v[i] = -INFINITY;  // the top rows of the second plane
+                     return std::vector<Tensor>{from_vector(v, nan_case.shape, d).requires_grad_()};
+                   },
+                   .op = [nan_case](const std::vector<Tensor>& v) {
+                     return max_pool2d(v[0], nan_case.kernel, nan_case.stride, nan_case.padding);
+                   },
+                   .gradcheck = false,
+                   .parity_f32 = {0, 0},
+                   .parity_f64 = {0, 0}});
+  return cases;
+}
+
+// 1x1 average pooling: plane means, and g / (H·W) spread over each plane. The ResNet head shapes and a
+// stem-sized plane are too large for central differences.
+std::vector<OpCase> average_pool_cases() {
+  std::vector<OpCase> cases;
+  uint64_t seed = 90;
+  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1, 4, 1, 1}, Shape{3, 2, 7, 7}, Shape{1, 2, 3, 3},
+                             Shape{1, 1, 1, 1}, Shape{3, 5, 13, 17}, Shape{1, 7, 33, 1}, Shape{2, 512, 7, 7},
+                             Shape{4, 2048, 1, 1}, Shape{1, 3, 112, 112}}) {
+    const bool small = shape_numel(shape) <= 4096;
+    const auto oracle = [](const std::vector<Tensor>& in, const Tensor& g) {
+      const Shape& s = in[0].shape();
+      const int64_t planes = s[0] * s[1], hw = s[2] * s[3];
+      const std::vector<double> x = in[0].to_vector(), gv = g.to_vector();
+      Expected e{{}, {std::vector<double>(x.size())}};
+      for (int64_t q = 0; q < planes; ++q) {
+        double sum = 0;
+        for (int64_t i = 0; i < hw; ++i) sum += x[size_t(q * hw + i)];
+        e.out.push_back(sum / double(hw));
+        for (int64_t i = 0; i < hw; ++i) e.grads[0][size_t(q * hw + i)] = gv[size_t(q)] / double(hw);
+      }
+      return e;
+    };
+    const uint64_t s = ++seed;
+    const auto inputs = [shape, s](DType d) { return std::vector<Tensor>{random_tensor(shape, d, s).requires_grad_()}; };
+    // Sums are in double on every device, so only the last bit of a rounded mean can differ.
+    cases.push_back({.name = "adaptive_avg_pool2d_1x1 " + shape_str(shape),
+                     .inputs = inputs,
+                     .op = [](const std::vector<Tensor>& v) { return adaptive_avg_pool2d_1x1(v[0]); },
+                     .oracle = oracle,
+                     .oracle_f32 = {1e-6, 1e-6},
+                     .oracle_f64 = {1e-14, 1e-14},
+                     .gradcheck = small,
+                     .parity_f32 = {1e-7, 1e-6},
+                     .parity_f64 = {1e-14, 1e-13}});
+    cases.push_back({.name = "global_avg_pool " + shape_str(shape),
+                     .inputs = inputs,
+                     .op = [](const std::vector<Tensor>& v) { return global_avg_pool(v[0]); },
+                     .oracle = oracle,
+                     .oracle_f32 = {1e-6, 1e-6},
+                     .oracle_f64 = {1e-14, 1e-14},
+                     .gradcheck = small,
+                     .parity_f32 = {1e-7, 1e-6},
+                     .parity_f64 = {1e-14, 1e-13}});
+  }
+  return cases;
+}
+
 }  // namespace
 
-TEST_CASE("max_pool2d forward and backward match the definition") {
-  for (DType dtype : {DType::f64, DType::f32}) {
-    for (const PoolCase& pc : kCases) {
-      CAPTURE(shape_str(pc.shape));
-      CAPTURE(pc.kernel);
-      CAPTURE(pc.stride);
-      CAPTURE(pc.padding);
-      CAPTURE(dtype_name(dtype));
-      // Values in [-2, -1]: were padding read as 0 instead of -inf, border outputs would be 0.
-      std::vector<double> values = distinct_values(pc.shape, 71).to_vector();
-      for (double& v : values) v = -2.0 + (v + 1.0) / 100.0;
-      Tensor x = from_vector(values, pc.shape, dtype).requires_grad_();
-
-      Tensor y = max_pool2d(x, pc.kernel, pc.stride, pc.padding);
-      Tensor g = random_f64(y.shape(), 72).to(dtype);
-      NaiveMaxPool ref = naive_max_pool(x, pc.kernel, pc.stride, pc.padding, g.to_vector());
-      CHECK(y.shape() == ref.out_shape);
-      CHECK(y.dtype() == dtype);
-      CHECK(y.to_vector() == ref.y);  // a max is exact
-      for (double v : y.to_vector()) CHECK(v < -1.0);
-      backward(y, g);
-      CHECK_CLOSE(x.grad().to_vector(), ref.grad_x, 1e-6, 1e-6);
-    }
-  }
+TEST_CASE("pool: op harness") {
+  std::vector<OpCase> cases = max_pool_cases();
+  for (OpCase& c : average_pool_cases()) cases.push_back(std::move(c));
+  test::run_op_cases("pool", cases);
 }
 
 TEST_CASE("max_pool2d backward accumulates where overlapping windows share a maximum") {
@@ -140,55 +247,11 @@ TEST_CASE("max_pool2d ties go to the first maximum, NaN propagates") {
   CHECK(pooled[1] == 8);
 }
 
-TEST_CASE("gradients of max_pool2d (f64 central differences, inputs without near-ties)") {
-  uint64_t seed = 80;
-  for (const PoolCase& pc : kCases) {
-    Tensor x = distinct_values(pc.shape, ++seed).requires_grad_();
-    const std::string label =
-        cat("max_pool2d ", shape_str(pc.shape), " k", pc.kernel, " s", pc.stride, " p", pc.padding);
-    auto pool = [&](const std::vector<Tensor>& v) { return max_pool2d(v[0], pc.kernel, pc.stride, pc.padding); };
-    CHECK_GRADCHECK(label, pool, std::vector<Tensor>{x});
-  }
-}
-
-TEST_CASE("adaptive_avg_pool2d_1x1 and global_avg_pool average each plane") {
-  for (DType dtype : {DType::f64, DType::f32}) {
-    for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1, 4, 1, 1}, Shape{3, 2, 7, 7}}) {
-      CAPTURE(shape_str(shape));
-      Tensor x = random_f64(shape, 91).to(dtype);
-      const int64_t planes = shape[0] * shape[1], hw = shape[2] * shape[3];
-      const std::vector<double> xv = x.to_vector();
-      std::vector<double> want;
-      for (int64_t q = 0; q < planes; ++q) {
-        double sum = 0;
-        for (int64_t i = 0; i < hw; ++i) sum += xv[size_t(q * hw + i)];
-        want.push_back(sum / double(hw));
-      }
-      const double tol = dtype == DType::f64 ? 1e-14 : 1e-6;
-      Tensor y = adaptive_avg_pool2d_1x1(x);
-      CHECK(y.shape() == Shape{shape[0], shape[1], 1, 1});
-      CHECK_CLOSE(y.to_vector(), want, tol, tol);
-      Tensor f = global_avg_pool(x);
-      CHECK(f.shape() == Shape{shape[0], shape[1]});
-      CHECK_CLOSE(f.to_vector(), want, tol, tol);
-    }
-  }
-  // Backward spreads g / (H·W) over the plane.
+TEST_CASE("average pooling backward spreads g / (H·W) over the plane") {
   Tensor x = random_f64({1, 2, 2, 2}, 92).requires_grad_();
   backward(adaptive_avg_pool2d_1x1(x), from_vector({4, -8}, {1, 2, 1, 1}, DType::f64));
   CHECK(x.grad().to_vector() == std::vector<double>{1, 1, 1, 1, -2, -2, -2, -2});
-}
-
-TEST_CASE("gradients of average pooling (f64 central differences)") {
-  for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{1, 4, 1, 1}, Shape{1, 2, 3, 3}}) {
-    Tensor x = random_f64(shape, 93).requires_grad_();
-    const std::string s = shape_str(shape);
-    CHECK_GRADCHECK("adaptive_avg_pool2d_1x1 " + s,
-                    [](const std::vector<Tensor>& v) { return adaptive_avg_pool2d_1x1(v[0]); },
-                    std::vector<Tensor>{x});
-    CHECK_GRADCHECK("global_avg_pool " + s, [](const std::vector<Tensor>& v) { return global_avg_pool(v[0]); },
-                    std::vector<Tensor>{x});
-  }
+  CHECK(global_avg_pool(x).shape() == Shape{1, 2});
 }
 
 TEST_CASE("bad input names the pooling op and the shapes") {

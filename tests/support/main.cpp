@@ -1,5 +1,5 @@
-// The doctest main shared by every test executable: runs the cases, then exits with the skip code when
-// every case that ran skipped itself (tests/support/skip.h), and says how many skipped when only some did.
+// The doctest main shared by every test executable: takes the op harness's --checks, runs the cases, then
+// exits with the skip code when every case that ran skipped itself (tests/support/skip.h).
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "tests/support/op_harness.h"
 #include "tests/support/skip.h"
 
 namespace scpn::test {
@@ -63,11 +65,30 @@ bool skip_without_fashion_mnist() {
 DOCTEST_REGISTER_LISTENER("scpn_case_counter", 1, scpn::test::CaseCounter);
 
 int main(int argc, char** argv) {
-  doctest::Context context(argc, argv);
+  // --checks=... selects the op harness's checks (tests/support/op_harness.h); the rest is doctest's.
+  std::vector<char*> args;
+  for (int i = 0; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--checks=", 0) == 0) {
+      try {
+        scpn::test::select_op_checks(arg.substr(9));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 2;
+      }
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
+  doctest::Context context(int(args.size()), args.data());
   const int failures = context.run();
   if (failures != 0 || context.shouldExit()) return failures;
   const int skipped = int(scpn::test::skipped_cases().size());
   const int started = scpn::test::cases_started();
+  if (started == 0) {
+    std::printf("no test case ran (a filter that matches nothing?)\n");
+    return 1;
+  }
   if (skipped > 0 && skipped >= started) {
     std::printf("all %d test case(s) skipped\n", started);
     return scpn::test::kSkipExitCode;

@@ -1,9 +1,9 @@
-#include "tests/gpu/parity.h"
+#include "tests/support/parity.h"
 
 #include <cstdio>
 
 #include "engine/autograd.h"
-#include "engine/cuda/runtime.h"
+#include "engine/devices.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "tests/support/check.h"
@@ -54,11 +54,12 @@ Run run_on(Device device, const std::function<Tensor(const std::vector<Tensor>&)
 }  // namespace
 
 ParityResult parity(const std::string& label, const std::function<Tensor(const std::vector<Tensor>&)>& f,
-                    const std::vector<Tensor>& inputs, Tolerance out_tol, Tolerance grad_tol, uint64_t upstream_seed) {
-  cuda::ParityModeGuard parity_mode;
+                    const std::vector<Tensor>& inputs, Tolerance out_tol, Tolerance grad_tol, uint64_t upstream_seed,
+                    Device device) {
+  ParityModeScope parity_mode;
   ParityResult res;
   const Run cpu = run_on(kCPU, f, inputs, upstream_seed);
-  const Run gpu = run_on(cuda_device(0), f, inputs, upstream_seed);
+  const Run gpu = run_on(device, f, inputs, upstream_seed);
   auto add = [&](const std::string& what, const CloseReport& r) {
     res.ok = res.ok && r.ok;
     res.message += cat(res.message.empty() ? "" : "; ", what, " max ", r.max_abs, " mean ", r.mean_abs, " worst [",

@@ -1,8 +1,6 @@
-// CUDA-vs-CPU parity for the GPU suites (the ggml test-backend-ops model): run the same function on CPU
-// tensors and on copies on cuda:0, backpropagate the same random upstream gradient through both, and
-// compare every output and every input gradient with a per-op tolerance, printing one line per case:
-//   parity conv2d 3x3 s2 f32: out max 1.2e-6 mean 8e-8 worst [412]; grad[0] max ... ; grad[1] ...
-// Runs in parity mode (TF32 off, deterministic algorithms). Built only in CUDA builds.
+// Device-vs-CPU parity: the same function on CPU tensors and on copies on a device, the same random upstream
+// gradient backpropagated through both, every output and input gradient compared with a per-op tolerance
+// (in parity mode: TF32 off, deterministic algorithms). Prints "parity <label>: out max ... worst [i]; ...".
 #pragma once
 #include <functional>
 #include <string>
@@ -28,7 +26,7 @@ struct ParityResult {
 // `upstream_seed` seeds the random weights R of the scalar sum(f(x) ⊙ R) that is backpropagated.
 ParityResult parity(const std::string& label, const std::function<Tensor(const std::vector<Tensor>&)>& f,
                     const std::vector<Tensor>& inputs, Tolerance out_tol, Tolerance grad_tol,
-                    uint64_t upstream_seed = 99);
+                    uint64_t upstream_seed = 99, Device device = cuda_device(0));
 
 // A random CPU tensor of the given dtype (uniform in [low, high)), for parity inputs.
 Tensor random_tensor(const Shape& shape, DType dtype, uint64_t seed, double low = -1.0, double high = 1.0);
