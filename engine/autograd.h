@@ -1,8 +1,5 @@
-// Define-by-run reverse-mode autograd. Every op that sees an input requiring grad records a Node: the
-// backward function of that op with the tensors it saved. backward() walks the graph from the output
-// in reverse topological order (iteratively, so deep ResNets cannot overflow the stack) and hands each
-// leaf's gradient either to leaf.grad() (accumulating) or to a caller-chosen GradientSlot — the SCPN
-// step keeps one slot per task and never touches .grad for them.
+// Define-by-run reverse-mode autograd: every op that sees an input requiring grad records a Node (its
+// backward function with the tensors it saved), and backward() walks the graph from the output.
 #pragma once
 #include <memory>
 #include <string>
@@ -35,7 +32,8 @@ struct Node {
   bool needs_grad(size_t i) const { return i < inputs.size() && inputs[i].active(); }
 };
 
-// Gradients of leaves, keyed by leaf, for callers that want them outside .grad().
+// Gradients of leaves, keyed by leaf, for callers that want them outside .grad(): the SCPN step keeps one
+// slot per task and never touches .grad for them.
 class GradientSlot {
  public:
   Tensor get(const Tensor& leaf) const;  // undefined if the leaf received no gradient
@@ -55,7 +53,9 @@ struct BackwardOptions {
   bool retain_graph = false;     // keep saved tensors so backward can run through the graph again
 };
 
-// Runs backward from `output`. For a scalar output grad_output may be undefined (taken as 1).
+// Runs backward from `output`. For a scalar output grad_output may be undefined (taken as 1). Walks the
+// graph in reverse topological order, iteratively, so deep ResNets cannot overflow the stack; each leaf's
+// gradient goes to leaf.grad() (accumulating) or to options.slot.
 void backward(const Tensor& output, const Tensor& grad_output = Tensor(), const BackwardOptions& = {});
 
 // Grad mode: when disabled, ops record nothing (evaluation, optimizer updates).

@@ -1,7 +1,6 @@
-// Contract of the batch-norm family: per-channel normalisation of x viewed as [N, C, HW] (contiguous
-// NCHW; BatchNorm1d's [N, C] is HW = 1). Training-mode forward computes the batch statistics (and
-// optionally moves the running statistics); eval-mode forward uses the running statistics; one backward
-// serves both modes. Every array has the one dtype passed (f32 or f64 on the CPU).
+// Contract of the batch-norm family: per-channel normalisation of x viewed as [N, C, HW] (contiguous NCHW;
+// BatchNorm1d's [N, C] is HW = 1), forward in training and eval mode and one backward for both. Every array
+// has the one dtype passed (f32 or f64 on the CPU).
 #pragma once
 #include <cstdint>
 

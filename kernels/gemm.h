@@ -1,12 +1,5 @@
-// Contract of the GEMM family: C = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions
-// (elements between consecutive rows). op(X) is X or Xᵀ. op(A) is m×k, op(B) is k×n, C is m×n.
-// beta = 0 overwrites C (whatever it held, NaN included); beta = 1 accumulates. k = 0 or alpha = 0 give
-// C = beta·C without reading A or B. f32 and f64.
-// CPU implementations: cpu::gemm_ours (kernels/cpu/gemm.cpp, cache-blocked, OpenMP) and cpu::gemm_openblas
-// (kernels/cpu/blas/, when the build finds OpenBLAS). The dispatch slot gets ours: inside the training step
-// (many mid-sized GEMMs between OpenMP loops) it measured about 2x faster than OpenBLAS on the 2-core
-// machines (docs/benchmarks.md). The environment variable SCPN_CPU_GEMM, read once at start-up, chooses:
-// SCPN_CPU_GEMM=openblas uses OpenBLAS (an error in a build without it), SCPN_CPU_GEMM=ours ours.
+// Contract of the GEMM family (C = alpha · op(A) · op(B) + beta · C on row-major operands) and the
+// backends' implementations: ours and OpenBLAS on the CPU, cuBLAS on CUDA.
 #pragma once
 #include <cstdint>
 
@@ -14,6 +7,10 @@
 
 namespace scpn {
 
+// C = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions lda, ldb, ldc (elements between
+// consecutive rows). op(X) is X, or Xᵀ when trans_a / trans_b. op(A) is m×k, op(B) is k×n, C is m×n.
+// beta = 0 overwrites C (whatever it held, NaN included); beta = 1 accumulates. k = 0 or alpha = 0 give
+// C = beta·C without reading A or B. f32 and f64.
 struct GemmArgs {
   bool trans_a = false, trans_b = false;
   int64_t m = 0, n = 0, k = 0;
@@ -42,7 +39,10 @@ inline GemmArgs dense_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int
 namespace cpu {
 GemmFn gemm_ours;      // kernels/cpu/gemm.cpp
 GemmFn gemm_openblas;  // kernels/cpu/blas/gemm_openblas.cpp, defined only in builds with OpenBLAS
-// The GEMM to register, as SCPN_CPU_GEMM asks; `openblas` is nullptr in a build without it.
+// The GEMM to register, as SCPN_CPU_GEMM (read once at start-up) asks: "openblas" is OpenBLAS (an error in
+// a build without it), "ours" ours; `openblas` is nullptr in a build without it. The default is ours:
+// inside the training step (many mid-sized GEMMs between OpenMP loops) it measured about 2x faster than
+// OpenBLAS on the 2-core machines (docs/benchmarks.md).
 GemmFn* select_gemm(GemmFn* ours, GemmFn* openblas);
 }  // namespace cpu
 

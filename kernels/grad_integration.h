@@ -1,7 +1,6 @@
 // Contract of the gradient-integration family: the conflict-aware merge of K task gradients of one prunable
 // tensor into its final gradient (SCPN_METHOD.md §4 step 3), and the global-norm clip of a list of
-// gradients (torch.nn.utils.clip_grad_norm_). One call handles a whole list of tensors, as a fused CUDA
-// kernel over all prunable parameters would.
+// gradients (torch.nn.utils.clip_grad_norm_).
 #pragma once
 #include <cstdint>
 
@@ -36,6 +35,8 @@ struct GradIntegrationTensor {
   void* out = nullptr;                           // numel elements, overwritten; may be one of grads
 };
 
+// One call handles a whole list of tensors, so that a backend can fuse them into one launch over all
+// prunable parameters.
 struct GradIntegrationArgs {
   int32_t tasks = 0;  // K, 1..kMaxIntegrationTasks
   ConflictSemantics semantics = ConflictSemantics::last;
@@ -52,7 +53,7 @@ struct GradIntegrationArgs {
 // With no conflicting pair (every dᵣ ≥ 0) hᵢ = gᵢ; then `none` gives exactly Σᵢ gᵢ and `cosine` gives
 // K/(K + 1e-8) · Σᵢ gᵢ (every cos = 1, aᵢ = 1), the plain sum up to a relative 1e-8/K.
 //
-// How it is computed (and how a GPU kernel should): every hᵢ[r] is a linear combination Σₖ Aᵣ[i,k]·gₖ[r],
+// How it is computed (on both backends): every hᵢ[r] is a linear combination Σₖ Aᵣ[i,k]·gₖ[r],
 // and everything the rules need is the per-row Gram matrix Gᵣ[a,b] = ⟨gₐ[r], g_b[r]⟩. So: pass 1 reads
 // the K gradients once and builds Gᵣ (partial sums over fixed 4096-element chunks of a row, added in chunk
 // order, so results do not depend on the thread count); a small per-row step applies the rule to Gᵣ to get

@@ -1,7 +1,5 @@
 // Contract of the select family: exact k-th smallest magnitudes of a score tensor, several ranks from one
-// ranking, and the magnitude mask M = (|S| >= τ) built from one of them (SCPN_METHOD.md §3). Masks of all
-// capacities of a training step come from one abs_kth_values call, so they share one ranking and are
-// nested. Scores are a contiguous buffer of n elements of one float dtype, shape irrelevant.
+// ranking, and the magnitude mask M = (|S| >= τ) built from one of them (SCPN_METHOD.md §3).
 #pragma once
 #include <cstdint>
 
@@ -9,6 +7,7 @@
 
 namespace scpn {
 
+// Scores are a contiguous buffer of n elements of one float dtype, shape irrelevant.
 struct AbsKthParams {
   int64_t n = 0;      // number of scores (> 0)
   int64_t count = 0;  // number of ranks m
@@ -19,7 +18,8 @@ struct AbsKthParams {
 // `ks` lives in host memory, each in [1, n] (the front-end checks), in any order, repeats allowed.
 // `workspace` holds n elements of the scores' dtype on the scores' device and is clobbered (it receives
 // the copy of |scores| that is ranked once for all ks). `out` holds `count` elements of the scores' dtype
-// on the device. Overwrites out.
+// on the device. Overwrites out. The masks of all capacities of a training step come from one call, so
+// they share one ranking and are nested.
 using AbsKthValuesFn = void(const ExecContext&, DType, const AbsKthParams&, const void* scores,
                             const int64_t* ks, void* workspace, void* out);
 

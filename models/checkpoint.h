@@ -1,6 +1,6 @@
 // Model checkpoints: a prunable ResNet's parameters and buffers in a safetensors file whose metadata holds
 // the model config, so the file alone rebuilds the model (DESIGN.md §7). Also loads torchvision ResNet
-// state dicts saved as safetensors, to start from pretrained weights. Tested by tests/models/test_checkpoint.cpp.
+// state dicts saved as safetensors, to start from pretrained weights.
 #pragma once
 #include <memory>
 #include <string>

@@ -1,18 +1,5 @@
-// Parameter and FLOP counting of a prunable ResNet's subnetwork at any capacity, per layer and in total,
-// for one input image of a given size. Tested by tests/models/test_extract.cpp (hand-computed counts,
-// torchvision's dense ResNet figures, and the extracted compact model's own dense count).
-//
-// FLOPs here are multiply-accumulates (MACs), the field's convention ("ResNet-18 at 224 px ≈ 1.8 GFLOPs"
-// means 1.8 G multiply-accumulates), counted for convolutions and linear layers only: BatchNorm folds into
-// the preceding convolution at inference, and ReLU, pooling and residual additions are O(activations).
-//   conv, weight granularity:  MACs = kept weights × P × Q   (kept = Σ M(c); P × Q the output size)
-//   conv, channel granularity: MACs = kept filters × kept input channels × R × S × P × Q, the compact
-//                              network's dense count (kept input channels: those of the feeding conv)
-//   linear:                    MACs = in × out
-// Parameters are what the deployed subnetwork holds: kept conv weights, BatchNorm γ and β (kept channels
-// in channel granularity; running statistics are buffers), linear weights and biases. Scores are
-// training-only and not counted. Weight-granularity counts depend only on each layer's kept fraction
-// (its rank k), channel-granularity counts on the kept filter counts.
+// Parameter and FLOP counts of a prunable ResNet's subnetwork at any capacity, per layer and in total,
+// for one input image of a given size.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,6 +9,17 @@
 
 namespace scpn::models {
 
+// Counting rules. FLOPs are multiply-accumulates (MACs), the field's convention ("ResNet-18 at 224 px ≈
+// 1.8 GFLOPs" means 1.8 G MACs), for convolutions and linear layers only: BatchNorm folds into the
+// preceding convolution at inference; ReLU, pooling and residual additions are O(activations).
+//   conv, weight granularity:   MACs = kept weights × P × Q   (kept = Σ M(c); P × Q the output size)
+//   conv, channel granularity:  MACs = kept filters × kept input channels × R × S × P × Q, the compact
+//                               network's dense count (kept input channels: those of the feeding conv)
+//   linear:                     MACs = in × out
+// Parameters are what the deployed subnetwork holds: kept conv weights, BatchNorm γ and β (kept channels in
+// channel granularity; running statistics are buffers), linear weights and biases; scores are
+// training-only and not counted. Weight-granularity counts depend only on each layer's kept fraction (its
+// rank k), channel-granularity counts on the kept filter counts.
 struct LayerComplexity {
   std::string name;          // parameter prefix: "conv1", "layer1.0.conv2", "layer1.0.bn2", "projector", …
   std::string kind;          // "conv", "batch_norm" or "linear"

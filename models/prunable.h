@@ -1,10 +1,5 @@
-// The prunable building blocks (SCPN_METHOD.md §2, §3, §5):
-//  - PrunableConv2d: a bias-free convolution holding its weight W and, when it is pruned, a learnable score
-//    S; at capacity c it convolves with W_eff = M(c) ⊙ W, M from the per-layer top-c rule on |S|, with
-//    straight-through gradients to S. Score shape: W's (weight granularity) or [K] (channel granularity).
-//  - PrunableBatchNorm: BatchNorm whose affine γ, β are shared by every capacity while running statistics
-//    are kept per trained capacity ("running_mean@0.80"), besides the parent's ("running_mean").
-// ForwardContext says which subnetwork a forward computes and how BatchNorm treats its statistics.
+// The prunable building blocks (SCPN_METHOD.md §2, §3, §5): a masked convolution, a BatchNorm with
+// statistics per capacity, and the ForwardContext that says which subnetwork a forward computes.
 #pragma once
 #include <map>
 #include <string>
@@ -20,6 +15,7 @@ enum class BnStatsMode {
   parent,  // the reference: subnetworks use the parent's statistics in eval and update nothing in training
 };
 
+// Which subnetwork a forward computes and how BatchNorm treats its statistics.
 struct ForwardContext {
   double capacity = 1.0;  // 1 = the dense parent
   BnStatsMode bn_stats = BnStatsMode::own;
@@ -28,6 +24,9 @@ struct ForwardContext {
   double bn_momentum_override = 0.0;
 };
 
+// A bias-free convolution holding its weight W and, when it is pruned, a learnable score S; at capacity c it
+// convolves with W_eff = M(c) ⊙ W, M from the per-layer top-c rule on |S|, with straight-through gradients
+// to S. Score shape: W's (weight granularity) or [K] (channel granularity).
 class PrunableConv2d : public nn::Module {
  public:
   // has_score = false: a plain convolution that is never masked (the residual stream in channel granularity).
@@ -63,6 +62,8 @@ class PrunableConv2d : public nn::Module {
   std::map<std::string, Tensor> prepared_;
 };
 
+// BatchNorm whose affine γ, β are shared by every capacity while running statistics are kept per trained
+// capacity ("running_mean@0.80"), besides the parent's ("running_mean").
 class PrunableBatchNorm : public nn::Module {
  public:
   PrunableBatchNorm(int64_t channels, const std::vector<double>& capacities, DType dtype = DType::f32);

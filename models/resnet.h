@@ -1,9 +1,5 @@
-// Prunable ResNet-18/34/50 (basic and bottleneck blocks) with the SCPN head: global average pool →
-// projector Linear(C_last → D, bias) → BatchNorm1d(D) = the retrieval feature → classifier Linear(D →
-// classes, bias) on the un-normalised feature. Parameter names follow torchvision ("layer1.0.conv1.weight",
-// "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var"); ours add "<conv>.score",
-// "<bn>.running_mean@0.80", "projector.weight/bias", "feature_bn.*", "classifier.weight/bias".
-// One set of parameters serves every capacity: forward(x, {capacity}) computes that subnetwork.
+// Prunable ResNet-18/34/50 (basic and bottleneck blocks) with the SCPN head. One set of parameters serves
+// every capacity: forward(x, {capacity}) computes that subnetwork.
 #pragma once
 #include <memory>
 #include <string>
@@ -26,6 +22,11 @@ class ResidualBlock : public nn::Module {
   virtual Tensor forward(const Tensor& x, const ForwardContext& ctx) const = 0;
 };
 
+// Head: global average pool → projector Linear(C_last → D, bias) → BatchNorm1d(D) = the retrieval feature
+// → classifier Linear(D → classes, bias) on the un-normalised feature. Parameter names follow torchvision
+// ("layer1.0.conv1.weight", "layer2.0.downsample.0.weight", "layer2.0.downsample.1.running_var"); ours
+// add "<conv>.score", "<bn>.running_mean@0.80", "projector.weight/bias", "feature_bn.*",
+// "classifier.weight/bias".
 class ResNet : public nn::Module {
  public:
   ResNet(const ResNetConfig& config, Generator& gen, DType dtype = DType::f32);

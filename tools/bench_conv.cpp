@@ -1,9 +1,6 @@
-// conv2d benchmark: forward and backward (data + filter) time of every convolution shape in a ResNet-18
-// with the small-image stem at batch 32, f32, through the CPU dispatch slots, with GFLOP/s, the share of
-// the machine's estimated f32 peak, and the rate of one plain GEMM of the same size as a ceiling.
+// conv2d benchmark: forward and backward (data + filter) time of every convolution shape of a small-stem
+// ResNet-18 at batch 32, f32, through the CPU dispatch slots, against the f32 peak and a same-size GEMM.
 // Usage: bench_conv [--quick] [--batch N] [--workspace MiB]
-//   --quick: 3 timed runs per figure instead of 7; --workspace: the kernels' scratch limit
-//   (Conv2dParams::workspace_limit_bytes; default: the backend's own choice), for tuning the chunking.
 #include <omp.h>
 
 #include <algorithm>
@@ -112,6 +109,8 @@ const char* gemm_name() {
 
 }  // namespace
 
+// --quick: 3 timed runs per figure instead of 7; --workspace: the kernels' scratch limit
+// (Conv2dParams::workspace_limit_bytes; default: the backend's own choice), for tuning the chunking.
 int main(int argc, char** argv) {
   bool quick = false;
   int64_t batch = 32;

@@ -1,20 +1,6 @@
-// CUDA benchmark of the engine's GPU kernels on cuda:0, in the default math mode (TF32 for f32): conv2d
-// forward + backward-data + backward-filter for every distinct ResNet-18/50 convolution at batch 64 on
-// 224x224 images, batch norm train forward + backward (cuDNN's and ours, called directly), GEMM (square and
-// classifier-layer shapes), and elementwise / reduction kernels on tensors far larger than L2, reported as
-// GB/s and as a share of the device-to-device copy bandwidth measured in the same run. Built only in CUDA
-// builds; run by tools/device_check.sh beside tools/bench/torch_ops.py (PyTorch, same row names).
-//
+// CUDA benchmark of the engine's GPU kernels on cuda:0 (conv2d, batch norm, GEMM, elementwise, reductions),
+// each row set against a floor from the copy bandwidth and GEMM rate measured in the same run.
 // Usage: bench_cuda_ops [--quick] [--reps N] [--only GROUP[,GROUP...]]
-//   groups: copy, conv, bn, gemm, elementwise, reduce (copy always runs: it is the bandwidth ceiling)
-//   --quick: ResNet-18 convolutions only, no sq8192 GEMM (sq4096 sets the matrix ceiling), 5 timed runs per
-//   row (default 20)
-// Output: one machine-readable line per row, tab-separated, as it is measured:
-//   row  <name>  <impl>  <median ms>  <rate>  <TFLOP/s|GB/s>  <floor ms>  <% of copy bandwidth or ->
-// then a human table. Floor (METHOD.md): max(FLOPs / matrix ceiling, bytes / copy bandwidth), the two
-// ceilings measured here (a large D2D copy counting bytes read + written; a TF32 GEMM through cuBLAS).
-// Timing: CUDA events around each call on the engine's stream, median of the timed runs after 2 warm-ups
-// (the first call of a convolution shape runs cuDNN's algorithm search).
 #include <cuda_runtime.h>
 #include <cudnn.h>
 
@@ -39,6 +25,12 @@ using namespace scpn;
 namespace {
 
 // ---- what is measured ---------------------------------------------------------------------------------
+
+// conv2d forward + backward-data + backward-filter for every distinct ResNet-18/50 convolution at batch 64
+// on 224x224 images, batch norm train forward + backward (cuDNN's and ours, called directly), GEMM (square
+// and classifier-layer shapes), and elementwise / reduction kernels on tensors far larger than L2, reported
+// as GB/s and as a share of the device-to-device copy bandwidth. Row names are those of
+// tools/bench/torch_ops.py (PyTorch, same shapes), which tools/device_check.sh runs beside this one.
 
 // Convolution shapes at batch 64. Names are shared with tools/bench/torch_ops.py (keep the two lists equal).
 // r18 / r50: how many convolutions of this shape one forward of that network runs (torchvision layout;
@@ -113,6 +105,9 @@ constexpr int64_t kBig = int64_t(64) << 20;
 
 // ---- measurement ----------------------------------------------------------------------------------------
 
+// groups: copy, conv, bn, gemm, elementwise, reduce (copy always runs: it is the bandwidth ceiling).
+// --quick: ResNet-18 convolutions only, no sq8192 GEMM (sq4096 sets the matrix ceiling), 5 timed runs per
+// row (default 20).
 struct Options {
   bool quick = false;
   int reps = 20;
@@ -174,6 +169,8 @@ class Bench {
   Bench(const Options& opt, const ExecContext& ctx)
       : opt_(opt), ctx_(ctx), dev_(ctx.device), timer_(static_cast<cudaStream_t>(ctx.stream)) {}
 
+  // CUDA events around each call on the engine's stream, median of the timed runs after 2 warm-ups (the
+  // first call of a convolution shape runs cuDNN's algorithm search).
   double time(const std::function<void()>& fn) { return timer_.median_ms(fn, 2, opt_.reps); }
 
   Tensor random(const Shape& shape, double low = -1.0, double high = 1.0) {
@@ -181,7 +178,9 @@ class Bench {
   }
   Tensor empty(const Shape& shape) { return Tensor::empty(shape, DType::f32, dev_); }
 
-  // Records a row and prints its machine-readable line at once (a run cut short keeps what it measured).
+  // Records a row and prints its machine-readable line at once (a run cut short keeps what it measured),
+  // tab-separated, then a human table at the end:
+  //   row  <name>  <impl>  <median ms>  <rate>  <TFLOP/s|GB/s>  <floor ms>  <% of copy bandwidth or ->
   void emit(Row r) {
     const double floor_t = floor_ms(r);
     std::printf("row\t%s:%s\t%s\t%.4f\t%s\t%s\t%s\t%s\n", r.group.c_str(), r.name.c_str(), r.impl.c_str(), r.ms,
@@ -226,6 +225,8 @@ class Bench {
     return fmt(100.0 * rate(r) / ceil_.copy_gbs, 0);
   }
 
+  // Floor (METHOD.md): max(FLOPs / matrix ceiling, bytes / copy bandwidth), the two ceilings measured here
+  // (a large D2D copy counting bytes read + written; a TF32 GEMM through cuBLAS).
   double floor_ms(const Row& r) const {
     double f = 0;
     if (r.flop > 0 && ceil_.matrix_tflops > 0) f = std::max(f, r.flop / (ceil_.matrix_tflops * 1e9));

@@ -1,8 +1,6 @@
 // GEMM benchmark: GFLOP/s of our CPU GEMM (cpu::gemm_ours) and, when built with it, OpenBLAS, at square
-// sizes and at the im2col GEMM shapes of ResNet-18 (32x32 input, batch 32), with the ratio ours/OpenBLAS
-// and the fraction of the machine's estimated f32 peak. Median of several timed runs after two warm-ups.
-// Usage: bench_gemm [--quick] [--threads N] [--only TEXT]   (--quick: fewer repetitions; --threads: both
-// libraries' thread count, default all; --only: the rows whose label contains TEXT).
+// sizes and at ResNet-18's im2col GEMM shapes, with the ratio ours/OpenBLAS and the share of the f32 peak.
+// Usage: bench_gemm [--quick] [--threads N] [--only TEXT]
 #include <omp.h>
 
 #include <algorithm>
@@ -101,6 +99,9 @@ std::vector<Problem> problems() {
 
 }  // namespace
 
+// --quick: fewer repetitions; --threads: both libraries' thread count (default all); --only: the rows whose
+// label contains TEXT. Each figure is the median of several timed runs after two warm-ups; the im2col shapes
+// are those of a 32x32 input at batch 32.
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;

@@ -1,39 +1,25 @@
 #!/usr/bin/env bash
-# The device check of the CUDA backend (issue 3), for the lent H100/H200 machine (no network): probes the
-# machine, configures and builds a Release CUDA build in build-gpu/, runs every CTest test (the `gpu` label
-# included) beside `compute-sanitizer --tool memcheck` on the GPU test binaries, then times
-# tools/bench_cuda_ops and tools/bench/torch_ops.py (PyTorch, same shapes) and prints a table of ratios and
-# a one-line PASS/FAIL summary last. Designed to finish within 8 minutes; docs/gpu-machine.md says how to run it.
-#
+# The device check of the CUDA backend on a GPU machine without network access (docs/gpu-machine.md): builds,
+# runs every test (the gpu-labelled ones also under memcheck), times our kernels against PyTorch, verdict last.
 # Usage: tools/device_check.sh [LOG_DIR]        (default: $OUT when set, else build-gpu/logs)
-# LOG_DIR receives at most 8 files: probe.log build.log ctest.log ctest_full.log memcheck.log
-# bench_scpn.log bench_torch.log summary.txt (each capped at 15 MiB).
-# Exit status: 0 PASS; 1 FAIL (probe, configure, build, a test, or memcheck found memory errors);
-# 3 INCOMPLETE (nothing failed, but part of the check could not run: memcheck timed out or unsupported,
-# a benchmark missing or with failed rows, GPU tests skipped).
-# Environment (all optional):
-#   SCPN_CHECK_BUDGET_S  wall-clock budget of the whole script in seconds (default 450; stages that are
-#                        squeezed get minimum slices, so a run can overshoot by up to about a minute)
-#   CUDNN_ROOT, NCCL_ROOT  folders to try first for cuDNN / NCCL (include/ and lib/ below them)
-#   SCPN_MEMCHECK_JOBS   sanitizer processes at once (default 4); SCPN_MEMCHECK_ARGS: extra arguments
-#                        for each GPU test binary under memcheck (e.g. a doctest filter '--test-case=*f32*')
-#   SCPN_BENCH_MODE      auto (default: full when time allows, else --quick), full, quick or off
-#   SCPN_PYTHON          the python3 holding PyTorch (default /opt/torch/.venv/bin/python3, else python3)
-#   SCPN_CHECK_BUILD_DIR the build folder (default build-gpu)
-#   SCPN_CHECK_STOP_AFTER probe or configure: stop there (to try the script on a machine without a GPU)
 set -uo pipefail
 
 SCRIPT_START=$(date +%s)
+# SCPN_CHECK_BUDGET_S: wall-clock budget of the whole script in seconds (default 450, to finish within 8
+# minutes); stages that are squeezed get minimum slices, so a run can overshoot by up to about a minute.
 BUDGET_S=${SCPN_CHECK_BUDGET_S:-450}
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 log_arg=${1:-${OUT:-${SCPN_CHECK_BUILD_DIR:-$repo/build-gpu}/logs}}
 mkdir -p "$log_arg" || { echo "device_check: cannot create log folder '$log_arg'" >&2; exit 1; }
 LOG_DIR="$(cd "$log_arg" && pwd)"
 cd "$repo" || exit 1
+# SCPN_CHECK_BUILD_DIR: the build folder (default build-gpu). SCPN_CHECK_STOP_AFTER=probe or configure stops
+# there (to try the script on a machine without a GPU).
 BUILD=${SCPN_CHECK_BUILD_DIR:-$repo/build-gpu}
 STOP_AFTER=${SCPN_CHECK_STOP_AFTER:-}
 WORK="$BUILD/devcheck"   # scratch (per-binary sanitizer logs): never in LOG_DIR, which is fetched back
 mkdir -p "$WORK"
+# LOG_DIR receives at most these 8 files, each capped at 15 MiB.
 rm -f "$LOG_DIR"/{probe,build,ctest,ctest_full,memcheck,bench_scpn,bench_torch}.log "$LOG_DIR/summary.txt"
 
 PROBE_LOG="$LOG_DIR/probe.log"
@@ -100,6 +86,7 @@ fi
 say "probe: GPU: $GPU_DESC"
 
 # -- nvcc and the toolkit root -----------------------------------------------------------------------------
+# SCPN_PYTHON: the python3 holding PyTorch (default /opt/torch/.venv/bin/python3, else python3).
 PY=${SCPN_PYTHON:-}
 if [ -z "$PY" ]; then
   if [ -x /opt/torch/.venv/bin/python3 ]; then PY=/opt/torch/.venv/bin/python3; else PY=$(command -v python3 || true); fi
@@ -300,6 +287,7 @@ pick_library() {
   fi
 }
 
+# CUDNN_ROOT, NCCL_ROOT: folders to try first for cuDNN / NCCL (include/ and lib/ below them).
 pick_library cudnn.h libcudnn "${CUDNN_ROOT:-}" "$repo/third_party/include/cuda-libs/cudnn/include"
 CUDNN_INC=$PICK_INC; CUDNN_LIB=$PICK_LIB
 if [ -n "$CUDNN_INC" ] && [ -n "$CUDNN_LIB" ]; then
@@ -424,29 +412,40 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
     echo $? >"$WORK/ctest.rc"
   ) &
 
-  # -- memcheck: a pool of sanitizer processes, the cuDNN/cuBLAS-heavy binaries first ----------------------
-  mapfile -t gpu_bins < <(for b in "$BUILD"/tests/test_gpu_*; do [ -f "$b" ] && [ -x "$b" ] && echo "$b"; done |
-                          awk '{ heavy = ($0 ~ /conv2d|batch_norm|gemm|training_step|trainer/) ? 0 : 1; print heavy "\t" $0 }' | sort | cut -f2)
-  mem_total=${#gpu_bins[@]}
+  # -- memcheck: a pool of sanitizer processes over the gpu-labelled tests, cuDNN/cuBLAS-heavy ones first ----
+  # Each line: a name, then the test's command (the family executable with its gpu/F arguments), tab-separated,
+  # from CTest itself so that the sanitizer runs exactly what `ctest -L gpu` runs.
+  mapfile -t gpu_tests < <(cd "$BUILD" && "$CTEST" -L gpu --show-only=json-v1 2>/dev/null |
+                           python3 -c 'import json, sys
+for t in json.load(sys.stdin).get("tests", []):
+    print("\t".join([t["name"].replace("/", "_")] + t["command"]))' |
+                           awk '{ heavy = ($0 ~ /conv2d|batch_norm|gemm|training_step|trainer/) ? 0 : 1; print heavy "\t" $0 }' |
+                           sort | cut -f2-)
+  mem_total=${#gpu_tests[@]}
   mem_deadline=$(($(date +%s) + check_cap - 5))
+  # SCPN_MEMCHECK_JOBS: sanitizer processes at once (default 4); SCPN_MEMCHECK_ARGS: extra arguments for
+  # each GPU test under memcheck (e.g. a doctest filter '--test-case=*f32*').
   mem_jobs=${SCPN_MEMCHECK_JOBS:-4}
   read -r -a mem_extra <<<"${SCPN_MEMCHECK_ARGS:-}"
   rm -f "$WORK"/*.san "$WORK"/*.san.rc
   if [ -z "$SANITIZER" ]; then
     MEMCHECK_STATUS="not run (compute-sanitizer not found)"
   elif [ "$mem_total" -eq 0 ]; then
-    MEMCHECK_STATUS="not run (no build-gpu/tests/test_gpu_* binaries)"
+    MEMCHECK_STATUS="not run (ctest lists no test with the gpu label)"
   else
     per_bin=$(max 20 $((check_cap - 10)))
-    for bin in "${gpu_bins[@]}"; do
+    for entry in "${gpu_tests[@]}"; do
+      IFS=$'\t' read -r -a argv <<<"$entry"
+      name=${argv[0]}
+      argv=("${argv[@]:1}")
       while [ "$(jobs -rp | wc -l)" -gt "$mem_jobs" ]; do sleep 1; done  # the ctest job counts as one
       now=$(date +%s)
       limit=$(min "$per_bin" $((mem_deadline - now)))
-      name=$(basename "$bin")
       if [ "$limit" -lt 15 ]; then echo "not started: out of time" >"$WORK/$name.san"; echo skipped >"$WORK/$name.san.rc"; continue; fi
       (
+        cd "$repo" || exit 2
         timeout -k 5 "$limit" "$SANITIZER" --tool memcheck --error-exitcode 97 --print-limit 100 \
-          "$bin" "${mem_extra[@]}" >"$WORK/$name.san" 2>&1
+          "${argv[@]}" "${mem_extra[@]}" >"$WORK/$name.san" 2>&1
         echo $? >"$WORK/$name.san.rc"
       ) &
     done
@@ -459,7 +458,7 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
   cap_log "$CTEST_FULL"; cap_log "$CTEST_LOG"
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$CTEST_LOG" | tail -1)
   gpu_tests=$(sed -n 's/^ *gpu *= .*(\([0-9]*\) tests\{0,1\})/\1/p' "$CTEST_LOG" | tail -1)
-  skipped=$(grep -c 'skipped: no CUDA device' "$CTEST_FULL" 2>/dev/null || true)
+  skipped=$(grep -c '(Skipped)' "$CTEST_LOG" 2>/dev/null || true)
   parity=$(grep -c '^parity ' "$CTEST_FULL" 2>/dev/null || true)
   failed_tests=$(sed -n '/The following tests FAILED/,$p' "$CTEST_LOG" | grep -E '^[[:space:]]+[0-9]+ - ' | sed -E 's/^[[:space:]]*[0-9]+ - //' | head -20 | paste -sd ',' -)
   if [ -z "$line" ]; then
@@ -470,7 +469,7 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
     TEST_STATUS="${line}; FAILED: ${failed_tests:-see ctest.log}"; fail "tests"
   fi
   if [ "${skipped:-0}" -gt 0 ]; then
-    TEST_STATUS="$TEST_STATUS; $skipped GPU test case(s) printed 'skipped: no CUDA device'"
+    TEST_STATUS="$TEST_STATUS; $skipped test(s) skipped (see ctest.log: no CUDA device, or a data set missing)"
     incomplete "GPU tests skipped (the tests did not see the device)"
   fi
   say "tests: $TEST_STATUS"
@@ -480,8 +479,8 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
     mem_clean=0; mem_errors=0; mem_api=0; mem_timeouts=0; mem_unsupported=0; mem_testfail=0; mem_notes=()
     : >"$MEMCHECK_LOG"
     echo "# compute-sanitizer --tool memcheck on $mem_total GPU test binaries (${mem_jobs} at a time, each at most ${per_bin}s; extra args: ${SCPN_MEMCHECK_ARGS:-none})" >>"$MEMCHECK_LOG"
-    for bin in "${gpu_bins[@]}"; do
-      name=$(basename "$bin")
+    for entry in "${gpu_tests[@]}"; do
+      name=${entry%%$'\t'*}
       f="$WORK/$name.san"; rc=$(cat "$f.rc" 2>/dev/null || echo "?")
       total=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$f" 2>/dev/null | tail -1)
       have_summary=yes; [ -n "$total" ] || have_summary=no
@@ -545,6 +544,7 @@ fi
 # 4. Benchmarks: ours, then PyTorch's on the same shapes (one after the other: each has the GPU alone).
 # =========================================================================================================
 BENCH_BIN="$BUILD/tools/bench_cuda_ops"
+# SCPN_BENCH_MODE: auto (default: full when time allows, else --quick), full, quick or off.
 mode=${SCPN_BENCH_MODE:-auto}
 if [[ "$BUILD_STATUS" == ok* ]] && [ "$mode" != off ]; then
   left=$(($(remaining) - 8))
@@ -652,6 +652,9 @@ fi
   echo "bench: $BENCH_STATUS"
 } | tee -a "$SUMMARY"
 total_s=$(elapsed)
+# Exit status: 0 PASS; 1 FAIL (probe, configure, build, a test, or memcheck found memory errors); 3 INCOMPLETE
+# (nothing failed, but part of the check could not run: memcheck timed out or unsupported, a benchmark
+# missing or with failed rows, GPU tests skipped).
 if [ ${#FAILED[@]} -gt 0 ]; then
   verdict="FAIL"; why=$(IFS=';'; echo "${FAILED[*]}"); code=1
   [ ${#INCOMPLETE[@]} -gt 0 ] && why="$why; also incomplete: $(IFS=';'; echo "${INCOMPLETE[*]}")"

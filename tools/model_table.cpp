@@ -1,8 +1,5 @@
 // Prints the parameter / FLOP table of ResNet-18 and ResNet-50 (imagenet stem, feature_dim 256, 1000
-// classes) at capacities 1.0/0.8/0.6/0.4/0.2 in both granularities, scores from the default init.
-// FLOPs are multiply-accumulates (models/complexity.h). Weight-granularity counts depend only on each
-// layer's kept fraction, so they hold for any trained scores; channel-granularity counts depend on the kept
-// filters, hence on the scores (the per-layer rank fixes each layer's kept count, not which filters).
+// classes) at capacities 1.0/0.8/0.6/0.4/0.2 in both granularities; FLOPs are models/complexity.h's MACs.
 // Usage: model_table [--size PIXELS]   (default 224; square input)
 #include <cstdio>
 #include <cstdlib>
@@ -38,6 +35,9 @@ int main(int argc, char** argv) {
         config.feature_dim = 256;
         config.num_classes = 1000;
         config.granularity = g;
+        // Scores from the default init. Weight-granularity counts depend only on each layer's kept
+        // fraction, so they hold for any trained scores; channel-granularity counts depend on the kept
+        // filters, hence on the scores (the per-layer rank fixes each layer's kept count, not which filters).
         Generator gen(0);
         ResNet model(config, gen);
         model.prepare_masks(capacities);  // one ranking per layer serves every capacity

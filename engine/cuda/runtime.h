@@ -1,7 +1,6 @@
-// The CUDA runtime of the engine: one DeviceContext per device (compute stream, cuBLAS, cuBLASLt and
-// cuDNN handles, cuBLAS workspace, a Philox offset counter), created on first use and never global
-// handles shared between devices; the process-wide math mode; and install(), which hands the engine its
-// device memory and context provider. Compiled only in CUDA builds (engine/devices.h is the portable face).
+// The CUDA runtime of the engine: per-device contexts, the process-wide math mode, and install(), which
+// hands the engine its device memory and context provider. Compiled only in CUDA builds (engine/devices.h
+// is the portable face).
 #pragma once
 #include <cstdint>
 #include <mutex>
@@ -36,6 +35,8 @@ class ParityModeGuard {
 // Throws, naming the device and why, unless cuda:index exists.
 void require_device(int index);
 
+// One DeviceContext per device (compute stream, cuBLAS, cuBLASLt and cuDNN handles, cuBLAS workspace, a
+// Philox offset counter): never global handles shared between devices.
 struct DeviceContext;
 // The context of device `index` (created on first use; throws naming the device when it does not exist).
 DeviceContext& device_context(int index);

@@ -1,7 +1,5 @@
-// The plain layers: Conv2d, BatchNorm (1-D and 2-D), Linear. Each owns its parameters (named as
-// PyTorch's: weight, bias, running_mean, running_var) and calls the differentiable op in forward().
-// Initialisation follows PyTorch's defaults from a seeded Generator: kaiming-uniform(a = √5) weights,
-// uniform(±1/√fan_in) biases, BN γ = 1, β = 0, running mean 0, running var 1.
+// The plain layers: Conv2d, BatchNorm (1-D and 2-D), Linear. Each owns its parameters (named as PyTorch's:
+// weight, bias, running_mean, running_var) and calls the differentiable op in forward().
 #pragma once
 #include "engine/nn/module.h"
 #include "engine/ops/batch_norm.h"
@@ -9,6 +7,8 @@
 
 namespace scpn::nn {
 
+// Initialisation follows PyTorch's defaults from a seeded Generator: kaiming-uniform(a = √5) weights,
+// uniform(±1/√fan_in) biases, BN γ = 1, β = 0, running mean 0, running var 1.
 class Conv2d : public Module {
  public:
   Conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel, Conv2dOptions options, bool bias, Generator& gen,

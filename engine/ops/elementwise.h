@@ -1,12 +1,13 @@
-// Differentiable elementwise ops. Binary ops broadcast numpy-style (trailing dimensions aligned, size-1
-// dimensions stretched), which covers the per-channel ([C,1,1] or [1,C,1,1]) and same-shape cases the
-// network needs; the gradient of a broadcast operand is summed back to its shape.
-// Operands must share dtype (f32 or f64 for arithmetic) and device; errors name the op and the shapes.
+// Differentiable elementwise ops. Operands must share dtype (f32 or f64 for arithmetic) and device; errors
+// name the op and the shapes.
 #pragma once
 #include "engine/tensor.h"
 
 namespace scpn {
 
+// Binary ops broadcast numpy-style (trailing dimensions aligned, size-1 dimensions stretched), which covers
+// the per-channel ([C,1,1] or [1,C,1,1]) and same-shape cases the network needs; the gradient of a
+// broadcast operand is summed back to its shape.
 Tensor add(const Tensor& a, const Tensor& b);  // d/da = 1,   d/db = 1
 Tensor sub(const Tensor& a, const Tensor& b);  // d/da = 1,   d/db = -1
 Tensor mul(const Tensor& a, const Tensor& b);  // d/da = b,   d/db = a

@@ -1,10 +1,6 @@
-// Pruning masks from importance scores (SCPN_METHOD.md §3; kernels: kernels/select.h). Per layer, for
-// sparsity s = 1 − c:
-//   n = numel(S);  k = 1 + round_half_even(s·(n − 1));  τ = k-th smallest |S|;  M = (|S| >= τ).
-// Ties at τ are kept, so M can keep more than n − k + 1 entries. Rounding is half to even (Python's
-// round(), as the reference code does): s·(n − 1) = 0.5 → 0, 1.5 → 2, 2.5 → 2. One ranking of |S| serves
-// every capacity of a step, so masks are nested: a smaller capacity keeps a subset of a larger one's.
-// None of these functions has a gradient; the straight-through estimator belongs to the prunable layers.
+// Pruning masks from importance scores (SCPN_METHOD.md §3; kernels: kernels/select.h), per layer, by the
+// rank rule below. None of these functions has a gradient; the straight-through estimator belongs to the
+// prunable layers.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -12,6 +8,11 @@
 #include "engine/tensor.h"
 
 namespace scpn {
+
+// The rank rule, per layer, for sparsity s = 1 − c:
+//   n = numel(S);  k = 1 + round_half_even(s·(n − 1));  τ = k-th smallest |S|;  M = (|S| >= τ).
+// Ties at τ are kept, so M can keep more than n − k + 1 entries. Rounding is half to even (Python's
+// round(), as the reference code does): s·(n − 1) = 0.5 → 0, 1.5 → 2, 2.5 → 2.
 
 // 1 + round_half_even(sparsity·(n − 1)), the 1-based rank of the threshold. n >= 1, sparsity in [0, 1);
 // sparsity·(n − 1) is evaluated in double (s = 1 − c is computed by the caller in double, like the
@@ -27,7 +28,8 @@ std::vector<double> abs_kth_values(const Tensor& scores, const std::vector<int64
 Tensor magnitude_mask(const Tensor& scores, double threshold);
 
 // One mask per capacity c in (0, 1] (fraction of weights kept), all from one ranking of |scores|:
-// c = 1 gives all ones; otherwise magnitude_mask(scores, τ(k)) with k = mask_rank(n, 1 − c).
+// c = 1 gives all ones; otherwise magnitude_mask(scores, τ(k)) with k = mask_rank(n, 1 − c). One ranking
+// serves every capacity of a step, so masks are nested: a smaller capacity keeps a subset of a larger one's.
 std::vector<Tensor> capacity_masks(const Tensor& scores, const std::vector<double>& capacities);
 
 }  // namespace scpn

@@ -1,6 +1,6 @@
 // Per-row arithmetic of the fused softmax cross-entropy (contract: kernels/loss.h), shared by the CPU
 // and CUDA kernels (kernels/cpu/loss.cpp, kernels/cuda/loss.cu) so the label-smoothing formula and its
-// ε = 0 rule exist once; tests/ops/test_loss.cpp checks it, tests/gpu/test_loss.cpp the CUDA launch.
+// ε = 0 rule exist once; tests/ops/test_loss.cpp checks it, its gpu/loss parity the CUDA launch.
 #pragma once
 #include <cstdint>
 

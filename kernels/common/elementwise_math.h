@@ -1,8 +1,5 @@
 // The arithmetic of the unary and binary elementwise maps, shared by the CPU and CUDA kernels so that both
-// follow the same rules for NaN (relu(NaN) = 0, sign(NaN) = 0, maximum(a, NaN) = NaN, maximum(NaN, b) = b),
-// ties and signed zeros. Exact on both backends except exp, log and pow, which are each backend's own
-// math library (within a few ulp of each other); sqrt and division are correctly rounded everywhere.
-// Tested through the CPU op tests and tests/gpu/test_elementwise.cpp.
+// follow the same rules for NaN, ties and signed zeros.
 #pragma once
 #include <cmath>
 
@@ -11,6 +8,9 @@
 
 namespace scpn {
 
+// NaN: relu(NaN) = 0, sign(NaN) = 0, maximum(a, NaN) = NaN, maximum(NaN, b) = b. Exact on both backends
+// except exp, log and pow, which are each backend's own math library (within a few ulp of each other);
+// sqrt and division are correctly rounded everywhere.
 template <class T>
 SCPN_HD T unary_value(UnaryOp op, T x, T alpha) {
   switch (op) {

@@ -1,8 +1,6 @@
-// The small per-row and per-tensor steps of the gradient integration (kernels/grad_integration.h), which
-// work on a row's K×K Gram matrix rather than on the gradients: the `last`/`chain` projection rule, the
-// row's share of the cosine sums, the task weights and the combination coefficients β. Shared by the CPU
-// kernel (kernels/cpu/grad_integration.cpp, tested by tests/train/test_integration.cpp) and the CUDA one
-// (kernels/cuda/grad_integration.cu), so both apply the same rule in the same order of operations.
+// The small per-row and per-tensor steps of the gradient integration (kernels/grad_integration.h), on a
+// row's K×K Gram matrix rather than on the gradients: the `last`/`chain` projection rule, the row's share
+// of the cosine sums, the task weights and the coefficients β. Shared by the CPU and CUDA kernels.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -16,7 +14,8 @@ inline constexpr double kIntegrationProjectionEps = 1e-8;  // ‖gⱼ‖² + 1e-
 inline constexpr double kIntegrationNormEps = 1e-8;        // torch's cosine_similarity clamps each norm to this
 inline constexpr double kIntegrationWeightEps = 1e-8;      // Σa + 1e-8 in the normalisation of the weights
 
-// std::max / std::clamp spelled out (the same comparisons, so NaN behaves as on the CPU before).
+// std::max / std::clamp spelled out for the device (the same comparisons, so NaN behaves as std::max and
+// std::clamp do on the CPU).
 SCPN_HD double integration_max(double a, double b) { return a < b ? b : a; }
 SCPN_HD double integration_clamp(double v, double lo, double hi) { return v < lo ? lo : (hi < v ? hi : v); }
 

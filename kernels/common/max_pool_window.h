@@ -1,6 +1,6 @@
 // The maximum of one max-pooling window and where it is, shared by the CPU and CUDA max_pool2d forward
 // (kernels/cpu/pool.cpp, kernels/cuda/pool.cu), so both follow one tie rule and one NaN rule; the CPU
-// pool tests check it, the GPU parity suite (tests/gpu/test_pool.cpp) checks the launch around it.
+// pool tests check it, the family's device parity (tests/ops/test_pool.cpp, gpu/pool) checks the launch around it.
 #pragma once
 #include <cstdint>
 

@@ -1,11 +1,5 @@
-// Philox4x32-10 counter-based random numbers (Salmon et al., SC'11). A stream is defined by a 64-bit
-// seed (the key) and a 64-bit block offset (the counter): block b yields four 32-bit words. Because
-// any element can be computed from (seed, offset, index) alone, the CPU and CUDA backends produce the
-// same numbers bit for bit, whatever the thread layout.
-//
-// Conventions used by every factory (CPU and CUDA):
-//   uniform element i  : word (i % 4) of block (offset + i / 4), mapped by uniform01 below;
-//   normal elements 2p, 2p+1 : Box-Muller on words 0 and 1 of block (offset + p), computed in double.
+// Philox4x32-10 counter-based random numbers (Salmon et al., SC'11): a stream is a 64-bit seed (the key)
+// and a 64-bit block offset (the counter); block b yields four 32-bit words.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -18,6 +12,8 @@ struct PhiloxWords {
   uint32_t w[4];
 };
 
+// Block `block` of stream `seed`. Any element is computed from (seed, offset, index) alone, so the CPU and
+// CUDA backends produce the same numbers bit for bit, whatever the thread layout.
 SCPN_HD PhiloxWords philox4x32_10(uint64_t seed, uint64_t block) {
   uint32_t c0 = uint32_t(block), c1 = uint32_t(block >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
@@ -39,12 +35,15 @@ SCPN_HD PhiloxWords philox4x32_10(uint64_t seed, uint64_t block) {
 // [0, 1) with 24 random bits: exactly representable in float, so f32 and f64 agree.
 SCPN_HD double uniform01(uint32_t word) { return double(word >> 8) * (1.0 / 16777216.0); }
 
+// Uniform element i of a draw at `offset` (every factory's convention, CPU and CUDA): word (i % 4) of block
+// (offset + i / 4), mapped by uniform01.
 SCPN_HD double philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {
   return uniform01(philox4x32_10(seed, offset + i / 4).w[i % 4]);
 }
 
-// Normal values come from one block per pair (Box-Muller): kernels/common/random_transform.h, shared by
-// both backends so that they write the same bits.
+// Normal values come from one block per pair: elements 2p and 2p + 1 are Box-Muller on words 0 and 1 of
+// block (offset + p), computed in double by kernels/common/random_transform.h, shared by both backends so
+// that they write the same bits.
 
 // How many blocks a draw of n values consumes, so the next draw starts on fresh blocks.
 SCPN_HD uint64_t philox_uniform_blocks(uint64_t n) { return (n + 3) / 4; }

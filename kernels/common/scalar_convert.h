@@ -1,11 +1,5 @@
 // Conversions between the storage dtypes and double, shared by the CPU and CUDA casts, fills and random
-// draws so that both backends write the same bits for every input (tests/gpu/test_elementwise.cpp checks
-// all 49 dtype pairs bit for bit; the CPU tests check the values).
-//   floats   f32/f64 exact or rounded to nearest even; bf16/f16 are rounded from f32 (their compute type).
-//   NaN      sign and payload kept as far as the target holds them, quiet bit set (what x86 and Arm do);
-//            spelled out in bits so no backend depends on what its conversion instruction does with NaN.
-//   integers truncation toward zero; out of range saturates and NaN gives 0. C++ leaves both undefined
-//            (x86 returns INT_MIN, CUDA and Arm saturate), so the rule is written here once for all.
+// draws so that both backends write the same bits for every input.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -16,6 +10,8 @@
 
 namespace scpn {
 
+// NaN keeps its sign and payload as far as the target holds them, with the quiet bit set (what x86 and Arm
+// do), spelled out in bits so that no backend depends on what its conversion instruction does with NaN.
 SCPN_HD double f32_to_f64(float f) {
   if (f != f) {
     const uint32_t u = float_bits(f);
@@ -36,6 +32,8 @@ SCPN_HD float f64_to_f32(double d) {
   return float(d);
 }
 
+// double -> integer: truncation toward zero; out of range saturates and NaN gives 0. C++ leaves both
+// undefined (x86 returns INT_MIN, CUDA and Arm saturate), so the rule is written here once for all.
 // The comparisons are written so that NaN fails them all and lands on 0.
 SCPN_HD int32_t f64_to_i32(double v) {
   if (v >= 2147483648.0) return INT32_MAX;
@@ -63,7 +61,8 @@ SCPN_HD double to_double(T x) {
   else return double(x);  // i32, i64, u8
 }
 
-// double -> storage value, by the rules at the top of this file.
+// double -> storage value: f32/f64 exact or rounded to nearest even; bf16/f16 rounded from f32 (their
+// compute type); NaN and integers as above.
 template <class T>
 SCPN_HD T from_double(double v) {
   if constexpr (std::is_same_v<T, float>) return f64_to_f32(v);

@@ -1,19 +1,5 @@
-// CPU conv2d: im2col + GEMM (the GEMM the context carries: ours or OpenBLAS, as registered),
-// with a copy-free GEMM for wide 1x1 stride-1 unpadded convolutions. Tested against the naive direct
-// convolution in tests/support/reference.cpp by tests/ops/test_conv2d.cpp; timed by tools/bench_conv.
-//
-// Layout of the work. A chunk of `nb` images is unrolled into one column matrix
-//   col[(c, r, s), (i, p, q)]      rows C·R·S (grouped channels are consecutive rows), columns nb·P·Q,
-// so each group's convolution of the whole chunk is ONE wide GEMM  W_g [Kg, Cg·R·S] · col_g → [Kg, nb·P·Q].
-// Wide GEMMs matter most for the late layers (4x4 images: one image is only 16 GEMM columns). The chunk
-// size aims at GEMMs at least kTargetColumns wide within a workspace budget that keeps the column matrix
-// in the last-level cache, where the GEMM reads it back.
-//
-// Threads. The GEMM parallelises itself; our loops (im2col, col2im, layout copies) use OpenMP between
-// GEMM calls, never around them. With a GEMM on OpenMP's threads (ours, or OpenBLAS's OpenMP build) that
-// is ~1.25x faster on ResNet-18's 3x3 layers than running the loops on the calling thread (measured with
-// tools/bench_conv on the idle 2-core machine). Behind OpenBLAS's pthreads build it is ~2x slower
-// instead: libgomp's workers spin for milliseconds after each loop and take cores from OpenBLAS's pool.
+// CPU conv2d: im2col + GEMM with the GEMM the context carries (ours or OpenBLAS, as registered), and a
+// copy-free per-image GEMM for wide 1x1 stride-1 unpadded convolutions.
 #include <algorithm>
 #include <memory>
 
@@ -24,6 +10,9 @@
 namespace scpn::cpu {
 namespace {
 
+// A chunk of `nb` images is unrolled into one column matrix col[(c, r, s), (i, p, q)] (rows C·R·S, grouped
+// channels consecutive; columns nb·P·Q), so each group's convolution of the chunk is ONE wide GEMM
+// W_g [Kg, Cg·R·S] · col_g → [Kg, nb·P·Q]. Width matters most in the late layers (a 4x4 image: 16 columns).
 // Default chunking: enough images for a GEMM this wide (ResNet's 4x4 layers: 64 images; 32x32: one)...
 constexpr int64_t kTargetColumns = 1024;
 // ...within this scratch budget, which keeps a chunk's column matrix and layout buffer in this machine's
@@ -89,6 +78,12 @@ void valid_range(int64_t offset, int64_t stride, int64_t pad, int64_t in_size, i
   hi = last < 0 ? 0 : std::min<int64_t>(out_size, last / stride + 1);
   lo = std::min(lo, hi);
 }
+
+// Threads: the GEMM parallelises itself; the loops here (im2col, col2im, layout copies) use OpenMP between
+// GEMM calls, never around them. Behind a GEMM on OpenMP's threads (ours, OpenBLAS's OpenMP build) that runs
+// ResNet-18's 3x3 layers ~1.25x faster than serial loops (tools/bench_conv, idle 2-core machine); behind
+// OpenBLAS's pthreads build it is ~2x slower: libgomp's workers spin for milliseconds after each loop and
+// take cores from OpenBLAS's pool.
 
 // col[(c, r, s), (i, p, q)] = x[i, c, p·sh − ph + r, q·sw − pw + s] (0 outside), for nb images of x
 // (pointer to the chunk's first image). Rows are ld = nb·P·Q long and are written in memory order. The

@@ -1,7 +1,6 @@
 // CPU GEMM (contract: kernels/gemm.h): our own cache-blocked, OpenMP-parallel f32/f64 kernel in the
-// Goto/BLIS style — operands are packed into aligned panels and a register-blocked micro-kernel written
-// with GCC vector extensions (AVX2+FMA under -march=native) does the arithmetic. Tested by
-// tests/ops/test_gemm.cpp against a double-precision triple loop; timed by tools/bench_gemm.
+// Goto/BLIS style: operands are packed into aligned panels and a register-blocked micro-kernel written
+// with GCC vector extensions (AVX2+FMA under -march=native) does the arithmetic.
 #include <omp.h>
 
 #include <algorithm>

@@ -1,8 +1,6 @@
 // CPU gradient integration (kernels/grad_integration.h): per-row Gram matrices of the K task gradients,
-// the `last`/`chain` projection rules applied to those small matrices, cosine weights, and one combining
-// pass (the per-row and per-tensor steps are kernels/common/grad_integration_rule.h, shared with the CUDA
-// kernel). Also the sum-of-squares and scale kernels behind the global-norm clip. Tested by
-// tests/train/test_integration.cpp against explicit-vector loops.
+// the `last`/`chain` projection rules on those small matrices, cosine weights and one combining pass; also
+// the sum-of-squares and scale kernels behind the global-norm clip.
 #include "kernels/grad_integration.h"
 
 #include <algorithm>
@@ -43,6 +41,8 @@ void chunk_gram(const T* const* g, int K, int64_t begin, int64_t end, double* gr
   }
 }
 
+// The per-row and per-tensor steps are kernels/common/grad_integration_rule.h, shared with the CUDA kernel
+// so that both apply the same rule in the same order of operations.
 template <class T>
 void integrate_tensor(const GradIntegrationArgs& args, const GradIntegrationTensor& t, double* weights_out,
                       int64_t* projected_out) {

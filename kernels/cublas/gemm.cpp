@@ -1,10 +1,5 @@
 // GEMM on cuBLAS (contract: kernels/gemm.h): row-major C = alpha·op(A)·op(B) + beta·C, f32 (TF32 tensor
-// cores when the context allows them) and f64. Tested against a double-precision loop and through the
-// matmul / linear ops by tests/gpu/test_gemm.cpp.
-//
-// cuBLAS is column-major. A row-major matrix with leading dimension ld is, read column-major, its transpose
-// with the same ld, so the row-major product C = op(A)·op(B) is computed as the column-major product
-// Cᵀ = op(B)ᵀ·op(A)ᵀ: B first, then A, with m and n swapped and each operand's transpose flag kept.
+// cores when the context allows them) and f64.
 #include "kernels/gemm.h"
 
 #include <cublas_v2.h>
@@ -56,7 +51,9 @@ void gemm(const ExecContext& ctx, DType t, const GemmArgs& g) {
     return;
   }
   const auto handle = static_cast<cublasHandle_t>(ctx.blas);
-  // Column-major Cᵀ (n×m) = op(B)ᵀ (n×k) · op(A)ᵀ (k×m).
+  // cuBLAS is column-major. A row-major matrix with leading dimension ld is, read column-major, its
+  // transpose with the same ld, so the row-major C = op(A)·op(B) is the column-major
+  // Cᵀ (n×m) = op(B)ᵀ (n×k) · op(A)ᵀ (k×m): B first, then A, m and n swapped, each transpose flag kept.
   const cublasOperation_t op_b = g.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = g.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (t == DType::f32) {

@@ -1,17 +1,5 @@
 // Our batch norm on CUDA (contract: kernels/batch_norm.h), NCHW: statistics and backward sums in double,
-// deterministic (fixed reduction trees, no atomics), with kernels/cpu/batch_norm.cpp's formulas. Tested
-// against the CPU kernels, directly and through the batch_norm op, by tests/gpu/test_batch_norm.cpp.
-//
-// Layout of the work. Channel c's m = n·hw values are n rows of hw contiguous values, a channel stride apart.
-//  - Reductions (training statistics, backward sums) split each channel into chunks of kChunk values in
-//    (image, pixel) order; one block reduces one chunk to partial sums in double, and a per-channel
-//    "finalize" block adds the partials in a fixed tree. The training statistics keep the CPU's two-pass
-//    accuracy without a second read of x: a block holds its chunk in registers, sums it, then sums squared
-//    deviations from the chunk mean, and the finalize combines chunks exactly:
-//      Σ(x − mean)² = Σ_chunks [ M2_chunk + count_chunk · (mean_chunk − mean)² ].
-//  - Elementwise passes (y, grad_x) give each thread one column of the [C·hw] image plane (so one channel,
-//    whose coefficients it loads once) and walk it down the images: coalesced for every hw, BatchNorm1d's
-//    hw = 1 included, and no per-element index division.
+// deterministic (fixed reduction trees, no atomics), with kernels/cpu/batch_norm.cpp's formulas.
 #include "kernels/batch_norm.h"
 
 #include <algorithm>
@@ -23,10 +11,14 @@
 namespace scpn::cuda {
 namespace {
 
+// Reductions (training statistics, backward sums) split each channel into chunks of kChunk values in
+// (image, pixel) order; one block reduces one chunk to partial sums in double, and a per-channel
+// "finalize" block adds the partials in a fixed tree.
 constexpr int kItems = 8;                             // values per thread in a reduction chunk
 constexpr int64_t kChunk = int64_t(kBlock) * kItems;  // values of one channel per reduction block
 
-// Where channel c's values lie: value j in [0, m), j = image·hw + pixel, is at (image·C + c)·hw + pixel.
+// Where channel c's values lie: m = n·hw values, n rows of hw contiguous values a channel stride apart;
+// value j in [0, m), j = image·hw + pixel, is at (image·C + c)·hw + pixel.
 struct ChannelLayout {
   int64_t n = 0, C = 0, hw = 1, m = 0;
   int64_t chunks = 0;              // reduction chunks per channel
@@ -73,6 +65,9 @@ __device__ void for_each_in_chunk(const ChannelLayout& g, int64_t c, int64_t b, 
 // Blocks for the per-chunk and per-channel reductions (grid-stride over units, a whole block per unit).
 unsigned unit_grid(int64_t units) { return grid_for(units, 1); }
 
+// The elementwise passes (y, grad_x) give each thread one column of the [C·hw] image plane (so one channel,
+// whose coefficients it loads once) and walk it down the images: coalesced for every hw, BatchNorm1d's
+// hw = 1 included, and no per-element index division.
 // Blocks for the elementwise passes: x over the plane's columns, y over the images, about 2048 blocks in all.
 dim3 plane_grid(int64_t n, int64_t plane) {
   const int64_t gx = std::min<int64_t>((plane + kBlock - 1) / kBlock, 4096);
@@ -82,6 +77,9 @@ dim3 plane_grid(int64_t n, int64_t plane) {
 
 // ---- training statistics -------------------------------------------------------------------------------
 
+// The statistics keep the CPU's two-pass accuracy without a second read of x: a block holds its chunk in
+// registers, sums it, then sums squared deviations from the chunk mean, and the finalize combines chunks
+// exactly:  Σ(x − mean)² = Σ_chunks [ M2_chunk + count_chunk · (mean_chunk − mean)² ].
 // Per chunk u = c·chunks + b: the sum of its values and the sum of squared deviations from its own mean.
 template <class T>
 __global__ void batch_norm_chunk_stats_kernel(ChannelLayout g, const T* __restrict__ x, double* partial_sum,

@@ -1,9 +1,5 @@
-// Status checks for every CUDA runtime, cuBLAS, cuDNN and NCCL call. A failure throws scpn::Error naming
-// the call as written, the status name and description, and the file and line:
-//   "cudaMalloc(&ptr, bytes) failed: cudaErrorMemoryAllocation (out of memory) at engine/cuda/allocator.cpp:88"
-// SCPN_CUDA_LAUNCH_CHECK() follows every kernel launch (launch errors surface at once, not at the next
-// synchronising call). Header-only, so both engine/cuda/ and kernels/ use it; the describe_* functions
-// need no device, so the CPU tests check the messages too.
+// Status checks for CUDA runtime, cuBLAS and cuDNN calls and for kernel launches, throwing scpn::Error.
+// Header-only, so that both engine/cuda/ and kernels/ use it.
 #pragma once
 #include <string>
 
@@ -16,6 +12,7 @@
 
 namespace scpn::cuda_check {
 
+// The describe() functions need no device, so the CPU tests check the messages too.
 inline std::string describe(cudaError_t s) {
   return cat(cudaGetErrorName(s), " (", cudaGetErrorString(s), ")");
 }
@@ -34,6 +31,9 @@ inline bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
 
 }  // namespace scpn::cuda_check
 
+// A failure throws scpn::Error naming the call as written, the status name and description, and the file
+// and line:
+//   "cudaMalloc(&ptr, bytes) failed: cudaErrorMemoryAllocation (out of memory) at engine/cuda/allocator.cpp:88"
 // One macro per library keeps the call site readable; all share describe()/fail() above. NCCL's twin
 // (SCPN_NCCL_CHECK) lives in engine/cuda/check_nccl.h, so that only code talking to NCCL includes nccl.h.
 #define SCPN_CUDA_CHECK(call)                                                                   \
@@ -45,8 +45,9 @@ inline bool ok(cudnnStatus_t s) { return s == CUDNN_STATUS_SUCCESS; }
 #define SCPN_CUBLAS_CHECK(call) SCPN_CUDA_CHECK(call)
 #define SCPN_CUDNN_CHECK(call) SCPN_CUDA_CHECK(call)
 
-// After a <<<...>>> launch: configuration errors (too many threads, too much shared memory) are reported
-// by cudaGetLastError, not by the launch itself.
+// After every <<<...>>> launch, so that launch errors surface at once, not at the next synchronising call:
+// configuration errors (too many threads, too much shared memory) are reported by cudaGetLastError, not by
+// the launch itself.
 #define SCPN_CUDA_LAUNCH_CHECK(kernel_name)                                                        \
   do {                                                                                             \
     const cudaError_t scpn_status_ = cudaGetLastError();                                           \

@@ -1,7 +1,6 @@
 // CUDA elementwise kernels: fill, cast, random, unary, broadcast binary, where, axpy. The arithmetic is the
 // CPU backend's own (SCPN_HD functions in kernels/common/), so casts, fills and random draws are bit-identical
-// to kernels/cpu/elementwise.cpp; only the launch is ours: grid-stride loops over packs of four elements
-// (one 16-byte load for f32) when the pointers allow it. Tested by tests/gpu/test_elementwise.cpp.
+// to kernels/cpu/elementwise.cpp; only the launch is ours.
 #include <cstdint>
 #include <cstring>
 
@@ -16,6 +15,8 @@ namespace scpn::cuda {
 namespace {
 
 // ---- packs and grid-stride loops ---------------------------------------------------------------------
+
+// Grid-stride loops over packs of four elements (one 16-byte load for f32) when the pointers allow it.
 
 constexpr int kPack = 4;
 

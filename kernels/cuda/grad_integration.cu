@@ -1,13 +1,5 @@
 // CUDA gradient integration (contract: kernels/grad_integration.h) and the sum-of-squares and scale kernels
-// behind the global-norm clip. The integration is the contract's two-pass Gram-matrix method, all on the
-// device (no host synchronisation), for every tensor of the call at once:
-//   1. gram:     one block per fixed 4096-element chunk of a row writes the chunk's Gram partial sums;
-//   2. rows:     one thread per row adds its chunks' partials in chunk order and applies the projection rule
-//                (kernels/common/grad_integration_rule.h, the CPU's own code) to get A and the cosine terms;
-//   3. tensors:  one thread per tensor adds its rows' terms in row order and computes the task weights;
-//   4. combine:  one block per chunk writes out = Σₖ βₖ·gₖ with β from the row's A and the weights.
-// Every sum has a fixed order (partials within a chunk use a fixed warp tree), so results are deterministic
-// and independent of the grid size. tests/gpu/test_grad_integration.cpp compares with the CPU kernels.
+// behind the global-norm clip.
 #include <algorithm>
 #include <cstdint>
 #include <vector>
@@ -30,6 +22,16 @@ constexpr int kWarp = 32;
 constexpr int kWarpsPerBlock = kBlock / kWarp;
 
 // ---- integration ----------------------------------------------------------------------------------------
+
+// The contract's two-pass Gram-matrix method, all on the device (no host synchronisation), for every tensor
+// of the call at once:
+//   1. gram:     one block per fixed 4096-element chunk of a row writes the chunk's Gram partial sums;
+//   2. rows:     one thread per row adds its chunks' partials in chunk order and applies the projection rule
+//                (kernels/common/grad_integration_rule.h, the CPU's own code) to get A and the cosine terms;
+//   3. tensors:  one thread per tensor adds its rows' terms in row order and computes the task weights;
+//   4. combine:  one block per chunk writes out = Σₖ βₖ·gₖ with β from the row's A and the weights.
+// Every sum has a fixed order (partials within a chunk use a fixed warp tree), so results are deterministic
+// and independent of the grid size.
 
 template <class T>
 struct IntegrationDesc {

@@ -1,6 +1,6 @@
 // CUDA row-wise L2 normalisation with a clamped norm, forward and backward (contract: kernels/l2_normalize.h):
 // a warp per narrow row, a block per wide one; norms and dot products in double as in
-// kernels/cpu/l2_normalize.cpp. Tested against the CPU kernels by tests/gpu/test_l2_normalize.cpp.
+// kernels/cpu/l2_normalize.cpp. Tested against the CPU kernels by tests/ops/test_l2_normalize.cpp (gpu/l2_normalize).
 #include "kernels/l2_normalize.h"
 
 #include "kernels/cuda/launch.h"

@@ -1,6 +1,6 @@
 // CUDA fused softmax cross-entropy with label smoothing, forward and backward (contract: kernels/loss.h).
 // The forward writes each row's lse and loss (f64) with a warp or block per row, then one block sums the
-// row losses in a fixed order, so the loss is deterministic. Tested by tests/gpu/test_loss.cpp.
+// row losses in a fixed order, so the loss is deterministic. Tested by tests/ops/test_loss.cpp (gpu/loss).
 #include "kernels/loss.h"
 
 #include "kernels/common/cross_entropy.h"

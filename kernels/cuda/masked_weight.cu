@@ -1,6 +1,6 @@
 // CUDA masked-weight kernels (contract: kernels/masked_weight.h): W_eff = M ⊙ W and the straight-through
 // gradients. The per-filter score gradient is a sum in double by one block per filter with a fixed
-// reduction tree, so it is deterministic. tests/gpu/test_masked_weight.cpp compares with the CPU kernels.
+// reduction tree, so it is deterministic. gpu/masked_weight compares it with the CPU.
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"

@@ -1,9 +1,5 @@
-// Multi-tensor launches (one launch over a whole list of tensors), shared by the fused optimizer
-// (kernels/cuda/optimizer.cu) and the gradient integration and clip kernels (kernels/cuda/grad_integration.cu):
-// each tensor is cut into fixed chunks, the host writes chunk_begin[count + 1] (tensor t owns chunks
-// [chunk_begin[t], chunk_begin[t + 1])), descriptor tables and that list go to the device in one copy, and
-// every block takes chunks in a grid-stride loop and finds the owning tensor by binary search.
-// Included only by .cu files; tested through tests/gpu/test_optimizer.cpp and test_grad_integration.cpp.
+// Multi-tensor launches (one launch over a whole list of tensors), shared by the fused optimizer and the
+// gradient integration and clip kernels. Included only by .cu files.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -18,6 +14,10 @@
 #include "kernels/cuda/scratch.h"
 
 namespace scpn::cuda {
+
+// Each tensor is cut into fixed chunks; the host writes chunk_begin[count + 1] (tensor t owns chunks
+// [chunk_begin[t], chunk_begin[t + 1])); descriptor tables and that list go to the device in one copy;
+// every block takes chunks in a grid-stride loop and finds the owning tensor by binary search.
 
 // Blocks for a grid-stride loop over `items` chunks: one block per chunk up to a few waves of the device.
 inline constexpr int64_t kMultiTensorMaxBlocks = 132 * 16;

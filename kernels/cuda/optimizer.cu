@@ -1,9 +1,6 @@
 // CUDA SGD and AdamW (contract: kernels/optimizer.h): the whole tensor list of a call in ONE launch
-// (multi-tensor apply, kernels/cuda/multi_tensor.h). Each tensor is cut into chunks of kTensorChunk
-// elements; a table of descriptors and each tensor's first chunk goes to the device in one copy; every
-// block takes chunks in a grid-stride loop and finds the owning tensor by binary search. The element
-// update is the CPU's own (kernels/common/optimizer_update.h); tests/gpu/test_optimizer.cpp compares with
-// the CPU kernels.
+// (multi-tensor apply, kernels/cuda/multi_tensor.h), with the CPU's own element update
+// (kernels/common/optimizer_update.h).
 #include <cstdint>
 #include <vector>
 

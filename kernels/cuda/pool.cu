@@ -1,6 +1,6 @@
 // CUDA pooling (contract: kernels/pool.h): max pooling with i32 argmax indices and 1x1 adaptive average
 // pooling. The max-pool backward gathers per input pixel instead of scattering with float atomics, so
-// overlapping windows add in a fixed order (the CPU's). Tested against the CPU by tests/gpu/test_pool.cpp.
+// overlapping windows add in a fixed order (the CPU's). Tested against the CPU by tests/ops/test_pool.cpp (gpu/pool).
 #include "kernels/pool.h"
 
 #include "kernels/common/max_pool_window.h"

@@ -1,11 +1,6 @@
 // CUDA reduction over the middle axis of [outer, reduce, inner] (kernels/reduce.h), with the CPU kernel's
-// rules: sums accumulate in double; max/min skip NaN (NaN never wins a comparison; an all-NaN or empty
-// slice gives ∓inf) and keep the earliest of equal values (visible only as the sign of a zero). Three
-// thread mappings cover the shapes; when few outputs share a long axis, the axis is cut into chunks whose
-// partial results go to scratch memory and a second pass merges them in chunk order. Every mapping and
-// chunking depends on the shape only, so results never depend on scheduling: max/min equal the CPU's bit
-// for bit, sums differ from the CPU's sequential order by rounding only (a fixed tree in double).
-// Tested by tests/gpu/test_reduce.cpp.
+// rules: sums accumulate in double; max/min skip NaN (an all-NaN or empty slice gives ∓inf) and keep the
+// earliest of equal values (visible only as the sign of a zero).
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -115,6 +110,11 @@ __device__ void merge_rows_in_shared(Acc* shared, int rows, int columns) {
 }
 
 // ---- the three mappings ------------------------------------------------------------------------------
+
+// Three thread mappings cover the shapes; when few outputs share a long axis, the axis is cut into chunks
+// whose partial results go to scratch memory and a second pass merges them in chunk order. Every mapping
+// and chunking depends on the shape only, so results never depend on scheduling: max/min equal the CPU's
+// bit for bit, sums differ from the CPU's sequential order by rounding only (a fixed tree in double).
 
 // inner == 1, short rows or many of them: a group of `group` lanes (a power of two <= 32) per row, lanes
 // striding along the row, then a shuffle tree inside the group.

@@ -1,7 +1,6 @@
-// Row-wise work on CUDA: deterministic reductions over the threads sharing one row (a warp, or a whole
-// block), the row layout of a launch, and the row log-sum-exp built on them. Used by the softmax, loss,
-// l2_normalize, pooling and conv-bias kernels; the combining order is fixed by the thread layout, so a
-// launch gives the same bits on every run. Included only by .cu files; tested through their GPU suites.
+// Row-wise work on CUDA for the softmax, loss, l2_normalize, pooling and conv-bias kernels: deterministic
+// reductions over the threads sharing one row (a warp, or a whole block), the row layout of a launch, and
+// the row log-sum-exp built on them. Included only by .cu files.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -28,6 +27,7 @@ struct MaxOp {
 // Combines v over the kGroup threads sharing a row and returns the result to every one of them:
 // kGroup = 32 is one warp (all 32 lanes must call it together); kGroup > 32 is the whole block, which
 // must then have exactly kGroup threads, all calling it (it synchronises the block).
+// The combining order is fixed by the thread layout, so a launch gives the same bits on every run.
 // The xor butterfly gives each lane the same value (at every step the two partners add the same two
 // numbers, and + is commutative); the warps' results are then combined by every thread in warp order.
 template <int kGroup, class Op>

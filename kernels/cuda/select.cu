@@ -1,6 +1,6 @@
 // CUDA k-th smallest magnitudes and magnitude masks (contract: kernels/select.h). One radix sort of |S|
 // serves every requested rank, then each rank is a gather. Results are exact elements of |S|, so they equal
-// the CPU's bit for bit; tests/gpu/test_select.cpp checks that (ties, NaN, unordered and repeated ranks).
+// the CPU's bit for bit; gpu/select checks that (ties, NaN, unordered and repeated ranks).
 #include <cub/device/device_radix_sort.cuh>
 
 #include <cstdint>

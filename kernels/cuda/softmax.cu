@@ -1,6 +1,6 @@
 // CUDA log-softmax over the rows of an [N, C] matrix, forward and backward (contract: kernels/softmax.h):
 // a warp per narrow row, a block per wide one; max and sums in double as in kernels/cpu/softmax.cpp.
-// Tested against the CPU kernels by tests/gpu/test_softmax.cpp.
+// Tested against the CPU kernels by tests/ops/test_softmax.cpp (gpu/softmax).
 #include "kernels/softmax.h"
 
 #include "kernels/cuda/launch.h"

@@ -1,17 +1,6 @@
 // Batch norm on cuDNN's spatial batch normalisation (contract: kernels/batch_norm.h), x viewed as
-// [n, c, hw, 1] (BatchNorm1d is hw = 1). Where cuDNN has no equivalent — eval-mode backward, a backward
-// without grad_x, shapes over its 32-bit sizes — our kernels (kernels/cuda/batch_norm.cu) run instead.
-// Tested against the CPU kernels by tests/gpu/test_batch_norm.cpp.
-//
-// How the contract maps onto cuDNN:
-//  - saveMean / saveInvVariance are our save_mean / save_invstd: cuDNN's "inverse variance" is
-//    1 / sqrt(var + eps), the same number.
-//  - the backward gets the forward's eps, as cuDNN asks, although with saved statistics it should not need it;
-//  - exponentialAverageFactor is our momentum; the running variance cuDNN keeps is the unbiased estimate
-//    (PyTorch hands its running_var, documented as unbiased, straight to cuDNN); both running pointers
-//    may be null together.
-//  - cuDNN needs a scale and a bias: a null weight / bias becomes a scratch array of ones / zeros, and a
-//    null grad_weight / grad_bias a scratch output that is dropped.
+// [n, c, hw, 1] (BatchNorm1d is hw = 1). Where cuDNN has no equivalent (eval-mode backward, a backward
+// without grad_x, shapes over its 32-bit sizes) our kernels (kernels/cuda/batch_norm.cu) run instead.
 #include "kernels/batch_norm.h"
 #include "kernels/elementwise.h"
 
@@ -42,7 +31,8 @@ struct BatchNormDescriptors {
   }
 };
 
-// A per-channel input: the caller's array, or `value` repeated in scratch memory when it is null.
+// cuDNN needs a scale and a bias. A per-channel input: the caller's array, or `value` repeated in scratch
+// memory when it is null (ones for a null weight, zeros for a null bias).
 class ChannelInput {
  public:
   ChannelInput(const ExecContext& ctx, DType t, int64_t c, const void* given, double value)
@@ -59,7 +49,8 @@ class ChannelInput {
   const void* ptr_;
 };
 
-// A per-channel output: the caller's array, or scratch memory whose contents are dropped when it is null.
+// A per-channel output: the caller's array, or scratch memory whose contents are dropped when it is null
+// (cuDNN always writes grad_weight and grad_bias).
 class ChannelOutput {
  public:
   ChannelOutput(const ExecContext& ctx, DType t, int64_t c, void* given)
@@ -75,6 +66,10 @@ cudnnHandle_t handle_of(const ExecContext& ctx) { return static_cast<cudnnHandle
 
 }  // namespace
 
+// cuDNN's saveMean / saveInvVariance are our save_mean / save_invstd (its "inverse variance" is
+// 1 / sqrt(var + eps), the same number). exponentialAverageFactor is our momentum; the running variance
+// cuDNN keeps is the unbiased estimate (PyTorch hands its running_var, documented as unbiased, straight
+// to cuDNN). Both running pointers may be null together.
 void batch_norm_forward_train(const ExecContext& ctx, DType t, const BatchNormShape& s, double eps, double momentum,
                               const void* x, const void* weight, const void* bias, void* running_mean,
                               void* running_var, void* y, void* save_mean, void* save_invstd) {
@@ -136,7 +131,8 @@ void batch_norm_backward(const ExecContext& ctx, DType t, const BatchNormShape& 
   const ChannelInput scale(ctx, t, s.c, weight, 1.0);
   const ChannelOutput d_scale(ctx, t, s.c, grad_weight), d_bias(ctx, t, s.c, grad_bias);
   const Blend one(1.0), zero(0.0);
-  // Blend factors 1 and 0 for both the data and the parameter gradients: every output is overwritten.
+  // Blend factors 1 and 0 for both the data and the parameter gradients: every output is overwritten. The
+  // backward gets the forward's eps, as cuDNN asks, although with saved statistics it should not need it.
   SCPN_CUDNN_CHECK(cudnnBatchNormalizationBackward(
       handle_of(ctx), CUDNN_BATCHNORM_SPATIAL, one.for_type(t), zero.for_type(t), one.for_type(t), zero.for_type(t),
       d.x.get(), x, d.x.get(), grad_y, d.x.get(), grad_x, d.params.get(), scale.get(), d_scale.get(), d_bias.get(),

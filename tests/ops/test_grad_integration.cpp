@@ -1,27 +1,31 @@
-// Conflict-aware gradient integration (engine/ops/grad_integration.h, kernels/grad_integration.h): hand-computed
-// examples, an independent explicit-vector implementation over random gradients with planted conflicts
-// (both semantics, both weightings, several γ, per-filter and whole-tensor, several orders), the
-// no-conflict case, task orders, errors, and clip_grad_norm against hand numbers.
+// Conflict-aware gradient integration and global-norm clipping (engine/ops/grad_integration.h,
+// engine/optim/clip.h): op-harness cases against an explicit-vector implementation written here, hand-computed
+// examples, diagnostics, task orders, aliasing, errors, and the kernels on a device against the CPU's.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
+#include <random>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/dispatch.h"
-#include "kernels/common/philox.h"
-#include "tests/support/check.h"
 #include "engine/ops/grad_integration.h"
 #include "engine/optim/clip.h"
+#include "kernels/common/philox.h"
+#include "tests/support/check.h"
+#include "tests/support/op_harness.h"
 
 using namespace scpn;
 
 namespace {
 
 // ---- the independent implementation: explicit vectors, one task and one row at a time ----------------
-struct Expected {
+struct Reference {
   std::vector<double> out;
   std::vector<double> weights;
   int64_t projected = 0;
@@ -33,13 +37,13 @@ double dot_range(const std::vector<double>& a, const std::vector<double>& b, int
   return s;
 }
 
-Expected reference_integration(const std::vector<std::vector<double>>& g, int64_t rows,
+Reference reference_integration(const std::vector<std::vector<double>>& g, int64_t rows,
                                const std::vector<int32_t>& order, bool chain, bool cosine, double gamma) {
   const size_t K = g.size();
   const int64_t n = int64_t(g[0].size());
   const int64_t len = n / rows;
   std::vector<std::vector<double>> h(K);
-  Expected x;
+  Reference x;
   for (size_t i = 0; i < K; ++i) {
     h[i] = g[i];
     for (int64_t r = 0; r < rows; ++r) {
@@ -148,7 +152,191 @@ std::vector<std::vector<double>> planted_gradients(int64_t K, int64_t rows, int6
   return g;
 }
 
+// One tensor holding the given ones flattened, one after the other, on their device.
+Tensor flat_concat(const std::vector<Tensor>& parts) {
+  int64_t n = 0;
+  for (const Tensor& t : parts) n += t.numel();
+  Tensor out = Tensor::empty({n}, parts.front().dtype(), parts.front().device());
+  int64_t at = 0;
+  for (const Tensor& t : parts) {
+    if (t.numel() > 0) out.slice(at, at + t.numel()).copy_(t.reshape({-1}));
+    at += t.numel();
+  }
+  return out;
+}
+
+// ---- op-harness cases -------------------------------------------------------------------------------
+// An integration problem: parameters of these shapes, K task gradients each (`values(p)`, [task][element]),
+// the options, and the generator the task orders come from. Its inputs are the K·P gradients, parameter
+// by parameter (in[p·K + i] = task i's gradient of parameter p); its "op" integrates them through the front
+// end into zero parameters on the inputs' device and returns every parameter's .grad, flattened one after
+// the other. Not a differentiable op: no gradcheck.
+struct IntegrationProblem {
+  std::vector<Shape> shapes;
+  int64_t K;
+  IntegrationOptions options;
+  uint64_t seed, offset;
+  std::function<std::vector<std::vector<double>>(size_t p)> values;
+};
+
+int64_t rows_of(const Shape& s, const IntegrationOptions& o) {
+  return o.granularity == IntegrationGranularity::filter && s.size() == 4 ? s[0] : 1;
+}
+
+Tensor integrate_op(const IntegrationProblem& problem, const std::vector<Tensor>& in) {
+  const size_t K = size_t(problem.K);
+  std::vector<Tensor> params;
+  std::vector<std::vector<Tensor>> grads(K);
+  for (size_t p = 0; p < problem.shapes.size(); ++p) {
+    const Tensor& first = in[p * K];
+    params.push_back(zeros(first.shape(), first.dtype(), first.device()));
+    for (size_t i = 0; i < K; ++i) grads[i].push_back(in[p * K + i]);
+  }
+  auto slots = slots_for(params, grads);
+  Generator gen(problem.seed, problem.offset);
+  integrate_gradients(params, slots, problem.options, gen);
+  std::vector<Tensor> out;
+  for (const Tensor& P : params) {
+    CHECK(P.grad().dtype() == P.dtype());
+    CHECK(P.grad().device() == P.device());
+    out.push_back(P.grad());
+  }
+  return flat_concat(out);
+}
+
+// The explicit-vector implementation over the inputs' values (f32 ones as the kernel sees them), with the
+// orders replayed from the same generator (one draw per parameter, in list order).
+test::Expected integrate_oracle(const IntegrationProblem& problem, const std::vector<Tensor>& in) {
+  const size_t K = size_t(problem.K);
+  const IntegrationOptions& o = problem.options;
+  Generator replay(problem.seed, problem.offset);
+  test::Expected e;
+  for (size_t p = 0; p < problem.shapes.size(); ++p) {
+    std::vector<std::vector<double>> values;
+    for (size_t i = 0; i < K; ++i) values.push_back(in[p * K + i].to_vector());
+    std::vector<int32_t> order(K);
+    std::iota(order.begin(), order.end(), 0);
+    if (!o.fixed_order) order = draw_task_order(int32_t(K), replay);
+    const Reference x = reference_integration(values, rows_of(problem.shapes[p], o), order,
+                                              o.semantics == ConflictSemantics::chain,
+                                              o.weighting == TaskWeighting::cosine, o.gamma);
+    e.out.insert(e.out.end(), x.out.begin(), x.out.end());
+  }
+  return e;
+}
+
+// Gram sums run in double on every device, in another order inside a chunk; outputs are rounded once.
+test::OpCase integration_case(const std::string& name, const IntegrationProblem& problem) {
+  return {.name = name,
+          .inputs = [problem](DType d) {
+            std::vector<Tensor> in;
+            for (size_t p = 0; p < problem.shapes.size(); ++p) {
+              const std::vector<std::vector<double>> v = problem.values(p);
+              for (int64_t i = 0; i < problem.K; ++i) in.push_back(from_vector(v[size_t(i)], problem.shapes[p], d));
+            }
+            return in;
+          },
+          .op = [problem](const std::vector<Tensor>& in) { return integrate_op(problem, in); },
+          .oracle = [problem](const std::vector<Tensor>& in, const Tensor&) { return integrate_oracle(problem, in); },
+          .oracle_f32 = {1e-6, 1e-5},
+          .oracle_f64 = {1e-10, 1e-9},
+          .gradcheck = false,
+          .parity_f32 = {1e-6, 1e-5},
+          .parity_f64 = {1e-12, 1e-11}};
+}
+
+std::string describe_options(const IntegrationOptions& o) {
+  return cat(o.semantics == ConflictSemantics::chain ? "chain" : "last",
+             o.weighting == TaskWeighting::cosine ? cat(" cosine gamma=", o.gamma) : std::string(" none"),
+             o.granularity == IntegrationGranularity::filter ? " per-filter" : " whole-tensor",
+             o.fixed_order ? " order 0..K-1" : " random orders");
+}
+
+// Random gradients with planted conflicts over seven parameters (4-D filters, one of them over several
+// 4096-element chunks, a matrix, a vector, a single filter), K = 1, 2, 3, 5, both semantics, both
+// weightings, several γ, per-filter and whole-tensor, fixed and random orders.
+const std::vector<Shape> kSweepShapes = {{6, 3, 3, 3}, {1, 5, 1, 1}, {9, 2, 5, 5}, {3, 70, 8, 8} /* 4480 > one chunk */,
+                                         {8, 10},      {13},         {5, 1, 1, 1}};
+
+std::vector<std::vector<double>> sweep_values(int64_t K, size_t p) {
+  const Shape& s = kSweepShapes[p];
+  const int64_t rows = s.size() == 4 ? s[0] : 1;
+  return planted_gradients(K, rows, shape_numel(s) / rows, 100 * p + uint64_t(K));
+}
+
+std::vector<test::OpCase> integration_cases() {
+  std::vector<test::OpCase> cases;
+  for (int64_t K : {1, 2, 3, 5})
+    for (bool chain : {false, true})
+      for (bool cosine : {true, false})
+        for (double gamma : {0.0, 0.5, 2.0}) {
+          if (!cosine && gamma != 0.5) continue;  // γ only matters for cosine weights
+          for (bool per_filter : {true, false})
+            for (bool fixed : {true, false}) {
+              const IntegrationProblem problem{kSweepShapes, K, options_of(chain, cosine, gamma, per_filter, fixed),
+                                               42, 7, [K](size_t p) { return sweep_values(K, p); }};
+              cases.push_back(
+                  integration_case(cat("integrate_gradients K=", K, " ", describe_options(problem.options)), problem));
+            }
+        }
+  // Four tasks on one [7, 4, 3, 3] parameter, random orders from another seed.
+  for (bool chain : {false, true}) {
+    const IntegrationProblem problem{{{7, 4, 3, 3}}, 4, options_of(chain, true, 0.5, true, false), 9, 0,
+                                     [](size_t) { return planted_gradients(4, 7, 36, 5); }};
+    cases.push_back(
+        integration_case(cat("integrate_gradients K=4 [7, 4, 3, 3] ", describe_options(problem.options)), problem));
+  }
+  return cases;
+}
+
+// clip_grad_norm over several tensors of one dtype (one of them empty), clipping or not: the inputs after
+// clipping, flattened. The sum of squares is in double on every device; the scale is one multiplication.
+std::vector<test::OpCase> clip_cases() {
+  const std::vector<Shape> shapes = {{1}, {0}, {4097}, {64, 3, 3, 3}, {3, 5000}, {100003}};
+  std::vector<test::OpCase> cases;
+  for (double max_norm : {100.0, 1e4}) {  // the total norm is about 600
+    cases.push_back({.name = cat("clip_grad_norm max_norm ", max_norm),
+                     .inputs = [shapes](DType d) {
+                       std::vector<Tensor> in;
+                       for (size_t i = 0; i < shapes.size(); ++i)
+                         in.push_back(test::random_tensor(shapes[i], d, 300 + i, -3.0, 3.0));
+                       return in;
+                     },
+                     .op = [max_norm](const std::vector<Tensor>& in) {
+                       std::vector<Tensor> grads;
+                       for (const Tensor& t : in) grads.push_back(t.clone());
+                       clip_grad_norm(grads, max_norm);
+                       return flat_concat(grads);
+                     },
+                     .oracle = [max_norm](const std::vector<Tensor>& in, const Tensor&) {
+                       std::vector<double> all;
+                       for (const Tensor& t : in) {
+                         const std::vector<double> v = t.to_vector();
+                         all.insert(all.end(), v.begin(), v.end());
+                       }
+                       double sq = 0;
+                       for (double v : all) sq += v * v;
+                       const double factor = max_norm / (std::sqrt(sq) + 1e-6);
+                       if (factor < 1.0)
+                         for (double& v : all) v *= factor;
+                       return test::Expected{all, {}};
+                     },
+                     .oracle_f32 = {1e-7, 1e-6},
+                     .oracle_f64 = {1e-14, 1e-13},
+                     .gradcheck = false,
+                     .parity_f32 = {1e-7, 1e-6},
+                     .parity_f64 = {1e-12, 1e-11}});
+  }
+  return cases;
+}
+
 }  // namespace
+
+TEST_CASE("grad_integration: op harness") {
+  std::vector<test::OpCase> cases = integration_cases();
+  for (test::OpCase& c : clip_cases()) cases.push_back(std::move(c));
+  test::run_op_cases("grad_integration", cases);
+}
 
 TEST_CASE("hand-computed 2-task example: each task is projected off the other") {
   // g0 = (2, 0), g1 = (−1, 1): d = ⟨g0, g1⟩ = −2 < 0.
@@ -217,9 +405,9 @@ TEST_CASE("`last`: when two partners conflict on a row, the order decides") {
   CHECK_CLOSE(integrate_small(g, false, chain, {0, 2, 1}), std::vector<double>({-1.2, -0.6}), 1e-7, 0);
 }
 
-TEST_CASE("random gradients with planted conflicts match the explicit-vector implementation") {
-  const std::vector<Shape> shapes = {{6, 3, 3, 3}, {1, 5, 1, 1}, {9, 2, 5, 5}, {3, 70, 8, 8} /* 4480 > one chunk */,
-                                     {8, 10},      {13},         {5, 1, 1, 1}};
+// The integrated gradients of the same problems are op-harness cases; here the diagnostics.
+TEST_CASE("planted conflicts: the weights and projected rows match the explicit-vector implementation") {
+  const std::vector<Shape>& shapes = kSweepShapes;
   int checked = 0;
   for (int64_t K : {1, 2, 3, 5}) {
     for (bool chain : {false, true})
@@ -232,13 +420,10 @@ TEST_CASE("random gradients with planted conflicts match the explicit-vector imp
               std::vector<std::vector<Tensor>> grads(static_cast<size_t>(K));
               std::vector<std::vector<std::vector<double>>> values;  // [param][task][element]
               for (size_t p = 0; p < shapes.size(); ++p) {
-                const Shape& s = shapes[p];
-                const int64_t rows = s.size() == 4 ? s[0] : 1;
-                const int64_t n = shape_numel(s);
-                values.push_back(planted_gradients(K, rows, n / rows, 100 * p + uint64_t(K)));
-                params.push_back(zeros(s, DType::f64));
+                values.push_back(sweep_values(K, p));
+                params.push_back(zeros(shapes[p], DType::f64));
                 for (int64_t i = 0; i < K; ++i)
-                  grads[size_t(i)].push_back(from_vector(values[p][size_t(i)], s, DType::f64));
+                  grads[size_t(i)].push_back(from_vector(values[p][size_t(i)], shapes[p], DType::f64));
               }
               auto slots = slots_for(params, grads);
               Generator gen(42, 7);
@@ -249,10 +434,9 @@ TEST_CASE("random gradients with planted conflicts match the explicit-vector imp
                 const int64_t rows = per_filter && shapes[p].size() == 4 ? shapes[p][0] : 1;
                 std::vector<int32_t> order(stats.orders.begin() + int64_t(p) * K,
                                            stats.orders.begin() + int64_t(p + 1) * K);
-                Expected x = reference_integration(values[p], rows, order, chain, cosine, gamma);
+                Reference x = reference_integration(values[p], rows, order, chain, cosine, gamma);
                 INFO("K=" << K << " chain=" << chain << " cosine=" << cosine << " gamma=" << gamma
                           << " per_filter=" << per_filter << " param " << p << " " << shape_str(shapes[p]));
-                CHECK_CLOSE(params[p].grad().to_vector(), x.out, 1e-10, 1e-9);
                 CHECK_CLOSE(std::vector<double>(stats.weights.begin() + int64_t(p) * K,
                                                 stats.weights.begin() + int64_t(p + 1) * K),
                             x.weights, 1e-12, 1e-10);
@@ -265,28 +449,6 @@ TEST_CASE("random gradients with planted conflicts match the explicit-vector imp
         }
   }
   CHECK(checked == 4 * 2 * 4 * 2 * 2);
-}
-
-TEST_CASE("f32 gradients: the same results to float precision") {
-  const int64_t K = 4;
-  const Shape shape = {7, 4, 3, 3};
-  auto values = planted_gradients(K, 7, 36, 5);
-  Tensor P = zeros(shape, DType::f32);
-  std::vector<std::vector<Tensor>> grads;
-  std::vector<std::vector<double>> rounded;  // the f32 values, as the kernel sees them
-  for (int64_t i = 0; i < K; ++i) {
-    Tensor g = from_vector(values[size_t(i)], shape, DType::f32);
-    grads.push_back({g});
-    rounded.push_back(g.to_vector());
-  }
-  for (bool chain : {false, true}) {
-    auto slots = slots_for({P}, grads);
-    Generator gen(9);
-    IntegrationStats s = integrate_gradients({P}, slots, options_of(chain, true, 0.5, true, false), gen);
-    Expected x = reference_integration(rounded, 7, s.orders, chain, true, 0.5);
-    CHECK(P.grad().dtype() == DType::f32);
-    CHECK_CLOSE(P.grad().to_vector(), x.out, 1e-6, 1e-5);
-  }
 }
 
 TEST_CASE("no conflicts: the plain sum of the task gradients") {
@@ -356,7 +518,7 @@ TEST_CASE("the output may alias a gradient buffer, and an existing .grad is writ
   auto values = planted_gradients(K, 4, 20, 11);
   std::vector<Tensor> g;
   for (int64_t i = 0; i < K; ++i) g.push_back(from_vector(values[size_t(i)], {4, 5, 2, 2}, DType::f64));
-  Expected x = reference_integration(values, 4, {2, 0, 1}, false, true, 0.5);
+  Reference x = reference_integration(values, 4, {2, 0, 1}, false, true, 0.5);
 
   GradIntegrationTensor t;
   t.rows = 4;
@@ -459,4 +621,215 @@ TEST_CASE("clip_grad_norm against hand numbers") {
   CHECK(clip_grad_norm(slot, {P, Q, R}, 6.5) == doctest::Approx(13.0));
   CHECK_CLOSE(slot.get(Q).to_vector(), std::vector<double>({12 * f}), 1e-12, 0);
   CHECK_THROWS_WITH_AS(clip_grad_norm({a}, 0.0), "clip_grad_norm: max_norm must be finite and > 0, got 0", Error);
+}
+
+// ---- the kernels on a device against the CPU's, called directly --------------------------------------
+// One call over many tensors (rows = 1 and rows > 1, rows spanning several 4096-element chunks, empty
+// tensors), K = 1..5 and 16 tasks, both semantics and weightings, random orders, out aliasing grads[0],
+// the weights / projected_rows diagnostics, bit-identical repeats; the clip's sum of squares and scale.
+namespace {
+
+const Device kGpu = cuda_device(0);
+
+// Gram sums run in double on both devices, in a different order inside a chunk; outputs are rounded once.
+test::Tolerance tolerance(DType dtype) {
+  return dtype == DType::f64 ? test::Tolerance{1e-12, 1e-11} : test::Tolerance{1e-6, 1e-5};
+}
+
+struct TensorShape {
+  int64_t rows, row_len;
+};
+// Whole tensors (rows = 1, one of them over several chunks), filters (rows > 1, some rows over several
+// chunks), single elements, and empty tensors.
+const std::vector<TensorShape> kShapes = {{1, 1},     {1, 7},      {3, 5}, {64, 27}, {1, 9000}, {5, 4099},
+                                          {16, 4608}, {1, 100003}, {2, 0}, {0, 4},   {1, 4096}, {7, 1}};
+
+// K random gradients of one tensor, with conflicts planted as in planted_gradients above: on every third
+// row tasks 1 and 2 point against task 0 (with two tasks, task 1 against task 0 on every third row from
+// the second); every fifth row is positive in every task.
+std::vector<std::vector<double>> planted_tensor_gradients(int K, const TensorShape& s, uint64_t seed) {
+  std::vector<std::vector<double>> g(static_cast<size_t>(K));
+  const int64_t n = s.rows * s.row_len;
+  for (int i = 0; i < K; ++i)
+    if (n > 0) g[size_t(i)] = test::random_tensor({n}, DType::f64, seed * 31 + uint64_t(i)).to_vector();
+  for (int64_t r = 0; r < s.rows; ++r)
+    for (int64_t e = r * s.row_len; e < (r + 1) * s.row_len; ++e) {
+      if (r % 3 == 0 && K >= 3) {
+        g[1][size_t(e)] = -0.7 * g[0][size_t(e)] + 0.1 * g[1][size_t(e)];
+        g[2][size_t(e)] = -0.4 * g[0][size_t(e)] + 0.1 * g[2][size_t(e)];
+      }
+      if (r % 3 == 1 && K == 2) g[1][size_t(e)] = -0.5 * g[0][size_t(e)] + 0.2 * g[1][size_t(e)];
+      if (r % 5 == 4)
+        for (int i = 0; i < K; ++i) g[size_t(i)][size_t(e)] = std::abs(g[size_t(i)][size_t(e)]) + 0.01;
+    }
+  return g;
+}
+
+// The same problem on both devices: per tensor K gradient tensors, an output (or grads[0] when aliased),
+// an order, and the diagnostics.
+struct Problem {
+  std::vector<std::vector<Tensor>> grads;  // [tensor][task]
+  std::vector<Tensor> outs;
+  Tensor weights, projected;
+};
+
+struct KernelCase {
+  DType dtype;
+  int K;
+  ConflictSemantics semantics;
+  TaskWeighting weighting;
+  double gamma;
+  bool alias;
+};
+
+std::string describe_case(const KernelCase& c) {
+  return cat(dtype_name(c.dtype), " K=", c.K, c.semantics == ConflictSemantics::last ? " last" : " chain",
+             c.weighting == TaskWeighting::cosine ? " cosine" : " none", " gamma=", c.gamma, c.alias ? " aliased" : "");
+}
+
+// Runs grad_integrate on `device` over copies of the host gradients; returns the problem with its results.
+Problem run(const KernelCase& c, Device device, const std::vector<std::vector<std::vector<double>>>& host_grads,
+            const std::vector<std::vector<int32_t>>& orders) {
+  Problem p;
+  std::vector<GradIntegrationTensor> list;
+  for (size_t t = 0; t < kShapes.size(); ++t) {
+    const int64_t n = kShapes[t].rows * kShapes[t].row_len;
+    GradIntegrationTensor d;
+    d.rows = kShapes[t].rows;
+    d.row_len = kShapes[t].row_len;
+    p.grads.emplace_back();
+    for (int k = 0; k < c.K; ++k) {
+      p.grads[t].push_back(from_vector(host_grads[t][size_t(k)], {n}, c.dtype).to(device));
+      d.grads[k] = p.grads[t][size_t(k)].raw_data();
+      d.order[k] = orders[t][size_t(k)];
+    }
+    p.outs.push_back(c.alias ? p.grads[t][0] : zeros({n}, c.dtype, device));
+    d.out = p.outs[t].raw_data();
+    list.push_back(d);
+  }
+  p.weights = zeros({int64_t(kShapes.size()) * c.K}, DType::f64, device);
+  p.projected = zeros({int64_t(kShapes.size())}, DType::i64, device);
+  GradIntegrationArgs args;
+  args.tasks = c.K;
+  args.semantics = c.semantics;
+  args.weighting = c.weighting;
+  args.gamma = c.gamma;
+  args.tensors = list.data();
+  args.count = int64_t(list.size());
+  args.weights = p.weights.data<double>();
+  args.projected_rows = p.projected.data<int64_t>();
+  kernels().grad_integrate.on(device)(exec_context(device), c.dtype, args);
+  return p;
+}
+
+void check_case(const KernelCase& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::vector<std::vector<double>>> host_grads;
+  std::vector<std::vector<int32_t>> orders;
+  for (size_t t = 0; t < kShapes.size(); ++t) {
+    host_grads.push_back(planted_tensor_gradients(c.K, kShapes[t], seed + t));
+    std::vector<int32_t> order(static_cast<size_t>(c.K));
+    for (int k = 0; k < c.K; ++k) order[size_t(k)] = k;
+    std::shuffle(order.begin(), order.end(), rng);
+    orders.push_back(order);
+  }
+  const Problem cpu = run(c, kCPU, host_grads, orders);
+  const Problem gpu = run(c, kGpu, host_grads, orders);
+  const test::Tolerance tol = tolerance(c.dtype);
+  INFO(describe_case(c));
+  for (size_t t = 0; t < kShapes.size(); ++t) {
+    INFO("tensor ", t, " rows ", kShapes[t].rows, " row_len ", kShapes[t].row_len);
+    CHECK_CLOSE(gpu.outs[t].to(kCPU), cpu.outs[t], tol.atol, tol.rtol);
+  }
+  CHECK_CLOSE(gpu.weights.to(kCPU), cpu.weights, 1e-12, 1e-11);
+  CHECK(gpu.projected.to_vector() == cpu.projected.to_vector());
+  // Some rows must have been projected, or the test would not exercise the rule.
+  if (c.K >= 2) {
+    const std::vector<double> projected = cpu.projected.to_vector();
+    CHECK(*std::max_element(projected.begin(), projected.end()) > 0);
+  }
+  // Deterministic: the same call again gives the same bits.
+  const Problem again = run(c, kGpu, host_grads, orders);
+  for (size_t t = 0; t < kShapes.size(); ++t) CHECK_CLOSE(again.outs[t].to(kCPU), gpu.outs[t].to(kCPU), 0.0, 0.0);
+  CHECK_CLOSE(again.weights.to(kCPU), gpu.weights.to(kCPU), 0.0, 0.0);
+}
+
+}  // namespace
+
+TEST_CASE("gpu: grad_integrate equals the CPU: K = 1..5, both semantics and weightings, aliasing") {
+  SCPN_REQUIRE_CUDA();
+  uint64_t seed = 1;
+  for (DType dtype : {DType::f32, DType::f64})
+    for (int K : {1, 2, 3, 4, 5})
+      for (ConflictSemantics semantics : {ConflictSemantics::last, ConflictSemantics::chain})
+        for (TaskWeighting weighting : {TaskWeighting::cosine, TaskWeighting::none})
+          for (bool alias : {false, true})
+            check_case({dtype, K, semantics, weighting, alias ? 2.0 : 0.5, alias}, seed++);
+}
+
+TEST_CASE("gpu: grad_integrate with the most tasks (16)") {
+  SCPN_REQUIRE_CUDA();
+  for (DType dtype : {DType::f32, DType::f64})
+    for (ConflictSemantics semantics : {ConflictSemantics::last, ConflictSemantics::chain})
+      check_case({dtype, kMaxIntegrationTasks, semantics, TaskWeighting::cosine, 0.5, true}, 77);
+}
+
+TEST_CASE("gpu: grad_integrate rejects an order that is not a permutation, like the CPU") {
+  SCPN_REQUIRE_CUDA();
+  Tensor g = zeros({4}, DType::f32, kGpu);
+  GradIntegrationTensor t;
+  t.rows = 1;
+  t.row_len = 4;
+  t.grads[0] = t.grads[1] = g.raw_data();
+  t.order[0] = 1;
+  t.order[1] = 1;
+  t.out = g.raw_data();
+  GradIntegrationArgs args;
+  args.tasks = 2;
+  args.tensors = &t;
+  args.count = 1;
+  CHECK_THROWS_WITH(kernels().grad_integrate.on(kGpu)(exec_context(kGpu), DType::f32, args),
+                    doctest::Contains("not a permutation"));
+  args.tasks = kMaxIntegrationTasks + 1;
+  CHECK_THROWS_WITH(kernels().grad_integrate.on(kGpu)(exec_context(kGpu), DType::f32, args),
+                    doctest::Contains("tasks, expected 1.."));
+}
+
+TEST_CASE("gpu: grad_sum_squares and grad_scale equal the CPU over 200 buffers") {
+  SCPN_REQUIRE_CUDA();
+  std::mt19937_64 rng(5);
+  std::uniform_int_distribution<int64_t> small(1, 5000);
+  std::vector<int64_t> sizes = {1, 0, 4096, 4097, 1000003};
+  while (sizes.size() < 200) sizes.push_back(small(rng));
+  for (DType dtype : {DType::f32, DType::f64}) {
+    std::vector<Tensor> cpu, gpu;
+    std::vector<void*> cpu_ptrs, gpu_ptrs;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      cpu.push_back(test::random_tensor({sizes[i]}, dtype, 300 + i, -3.0, 3.0));
+      gpu.push_back(cpu.back().to(kGpu));
+      cpu_ptrs.push_back(cpu.back().raw_data());
+      gpu_ptrs.push_back(gpu.back().raw_data());
+    }
+    auto sum_squares = [&](Device d) {
+      GradListArgs list{sizes.data(), d.is_cpu() ? cpu_ptrs.data() : gpu_ptrs.data(), int64_t(sizes.size())};
+      Tensor out = zeros({int64_t(sizes.size())}, DType::f64, d);
+      kernels().grad_sum_squares.on(d)(exec_context(d), dtype, list, out.data<double>());
+      return out.to_vector();
+    };
+    const std::vector<double> expected = sum_squares(kCPU);
+    const std::vector<double> actual = sum_squares(kGpu);
+    INFO(dtype_name(dtype));
+    CHECK_CLOSE(actual, expected, 0.0, 1e-11);
+    CHECK(expected[1] == 0.0);
+    CHECK_CLOSE(sum_squares(kGpu), actual, 0.0, 0.0);  // deterministic
+
+    for (Device d : {kCPU, kGpu}) {
+      GradListArgs list{sizes.data(), d.is_cpu() ? cpu_ptrs.data() : gpu_ptrs.data(), int64_t(sizes.size())};
+      kernels().grad_scale.on(d)(exec_context(d), dtype, list, 0.37);
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      INFO("buffer ", i, " of ", sizes[i], " elements");
+      CHECK_CLOSE(gpu[i].to(kCPU), cpu[i], 0.0, 0.0);  // one multiplication in the dtype: exact
+    }
+  }
 }

@@ -30,7 +30,8 @@ struct GradcheckResult {
 };
 
 // Checks d(sum(f(inputs) ⊙ R))/d(inputs) for a fixed random R, for every input with requires_grad,
-// against central differences with step eps. Inputs must be f64 CPU tensors. Prints one summary line
+// against central differences with step eps. Inputs must be CPU tensors, f64 where they require grad
+// (others, e.g. integer labels, are passed as they are). Prints one summary line
 // "gradcheck <label>: ..." so the test log records the worst error per op.
 GradcheckResult gradcheck(const std::string& label, const std::function<Tensor(const std::vector<Tensor>&)>& f,
                           const std::vector<Tensor>& inputs, double eps = 1e-6, double atol = 1e-7,

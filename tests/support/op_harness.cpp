@@ -88,9 +88,8 @@ void check_gradients(const OpCase& c, Tally& tally) {
 }
 
 void check_parity(const OpCase& c, DType dtype, Device device, uint64_t seed, Tally& tally) {
-  const Tolerance& tol = c.parity_tolerance(dtype);
-  const ParityResult r =
-      parity(cat(c.name, " ", dtype_name(dtype), " ", device.str()), c.op, inputs_of(c, dtype), tol, tol, seed, device);
+  const ParityResult r = parity(cat(c.name, " ", dtype_name(dtype), " ", device.str()), c.op, inputs_of(c, dtype),
+                                c.parity_tolerance(dtype), c.parity_grad_tolerance(dtype), seed, device);
   INFO(r.message);
   CHECK(r.ok);
   tally.add(r.ok);

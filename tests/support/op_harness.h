@@ -8,6 +8,7 @@
 // oracle,gradcheck): CTest runs each family as ops/F (CPU checks) and gpu/F (--checks=parity).
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,10 +39,15 @@ struct OpCase {
   bool gradcheck = true;  // false where the op is not differentiable at these inputs (say why in the case)
   double gradcheck_eps = 1e-6, gradcheck_atol = 1e-7, gradcheck_rtol = 1e-5;
   bool parity = true;
-  Tolerance parity_f32{1e-5, 1e-5}, parity_f64{1e-12, 1e-12};  // outputs and gradients
+  Tolerance parity_f32{1e-5, 1e-5}, parity_f64{1e-12, 1e-12};  // outputs, and gradients unless set below
+  std::optional<Tolerance> parity_grad_f32{}, parity_grad_f64{};
 
   const Tolerance& oracle_tolerance(DType d) const { return d == DType::f64 ? oracle_f64 : oracle_f32; }
   const Tolerance& parity_tolerance(DType d) const { return d == DType::f64 ? parity_f64 : parity_f32; }
+  const Tolerance& parity_grad_tolerance(DType d) const {
+    const std::optional<Tolerance>& g = d == DType::f64 ? parity_grad_f64 : parity_grad_f32;
+    return g ? *g : parity_tolerance(d);
+  }
 };
 
 // Runs the selected checks over `cases` (doctest CHECKs with the numbers on failure) and prints
