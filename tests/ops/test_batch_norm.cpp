@@ -1,18 +1,27 @@
-// batch_norm: forward values (training and eval, 1-D and 2-D, f32 and f64) against statistics computed by
-// hand loops here, running-statistic updates over two steps against hand-computed numbers, gradients
-// (f64 central differences) for x, weight and bias in both modes, and every argument error.
+// batch_norm: training and eval, 1-D and 2-D, with and without weight/bias and running statistics, as
+// op-harness cases against statistics, outputs and gradients computed by hand loops here (ResNet layers,
+// odd sizes, batch 1, many values per channel); running-statistic updates; the argument errors.
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "engine/autograd.h"
 #include "engine/ops/batch_norm.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "tests/support/check.h"
+#include "tests/support/op_harness.h"
 
 using namespace scpn;
+using test::Expected;
+using test::OpCase;
 using test::random_f64;
+using test::random_tensor;
+using test::Tolerance;
 
 namespace {
 
@@ -52,14 +61,199 @@ ReferenceBatchNorm reference_batch_norm(const Tensor& x, const Tensor& weight, c
   return r;
 }
 
-std::vector<Tensor> inputs(std::initializer_list<Tensor> ts) { return std::vector<Tensor>(ts); }
+// One batch-norm case: which arguments are given, the mode, and the range of x.
+struct Config {
+  Shape shape;
+  bool training = true;
+  bool affine = true;          // weight and bias given, both wanting gradients
+  bool frozen_weight = false;  // (without affine) a weight given that wants no gradient, no bias
+  bool running = true;         // running_mean and running_var given (eval needs them)
+  double eps = 1e-5, momentum = 0.1;
+  double x_low = -1, x_high = 3;
+};
+
+// Where each argument sits in a case's inputs: x, then weight and bias, then running_mean and running_var.
+struct Layout {
+  int weight = -1, bias = -1, running_mean = -1, running_var = -1;
+};
+
+Layout layout_of(const Config& c) {
+  Layout l;
+  int next = 1;
+  if (c.affine || c.frozen_weight) l.weight = next++;
+  if (c.affine) l.bias = next++;
+  if (c.running) {
+    l.running_mean = next++;
+    l.running_var = next++;
+  }
+  return l;
+}
+
+Tensor argument(const std::vector<Tensor>& v, int at) { return at < 0 ? Tensor() : v[size_t(at)]; }
+
+// The outputs of the reference and, for the inputs that want them, the gradients of sum(y ⊙ g) with
+// x̂ = (x − mean)·invstd: db = Σ g, dw = Σ g·x̂, and dx = w·invstd·g in eval (fixed statistics), or in
+// training (statistics of the batch, m values per channel) dx = w·invstd·(g − Σg/m − x̂·Σ(g·x̂)/m).
+Expected batch_norm_oracle(const Config& c, const std::vector<Tensor>& in, const Tensor& g) {
+  const Layout l = layout_of(c);
+  const Tensor& x = in[0];
+  const Tensor weight = argument(in, l.weight), bias = argument(in, l.bias);
+  std::vector<double> rm, rv;
+  if (!c.training) {
+    rm = argument(in, l.running_mean).to_vector();
+    rv = argument(in, l.running_var).to_vector();
+  }
+  const ReferenceBatchNorm ref =
+      reference_batch_norm(x, weight, bias, c.training ? nullptr : &rm, c.training ? nullptr : &rv, c.eps);
+  Expected e{ref.y, std::vector<std::vector<double>>(in.size())};
+  const int64_t N = x.size(0), C = x.size(1), HW = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
+  const double m = double(N * HW);
+  const std::vector<double> xv = x.to_vector(), gv = g.to_vector();
+  const std::vector<double> wv = weight.defined() ? weight.to_vector() : std::vector<double>(size_t(C), 1.0);
+  auto at = [&](int64_t n, int64_t ch, int64_t i) { return size_t((n * C + ch) * HW + i); };
+  if (x.requires_grad()) e.grads[0].resize(xv.size());
+  if (weight.defined() && weight.requires_grad()) e.grads[size_t(l.weight)].resize(size_t(C));
+  if (bias.defined() && bias.requires_grad()) e.grads[size_t(l.bias)].resize(size_t(C));
+  for (int64_t ch = 0; ch < C; ++ch) {
+    const double mean = c.training ? ref.mean[size_t(ch)] : rm[size_t(ch)];
+    const double invstd = 1.0 / std::sqrt((c.training ? ref.biased_var[size_t(ch)] : rv[size_t(ch)]) + c.eps);
+    double g_sum = 0, gxhat_sum = 0;
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t i = 0; i < HW; ++i) {
+        g_sum += gv[at(n, ch, i)];
+        gxhat_sum += gv[at(n, ch, i)] * (xv[at(n, ch, i)] - mean) * invstd;
+      }
+    if (!e.grads[0].empty())
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t i = 0; i < HW; ++i) {
+          const double xhat = (xv[at(n, ch, i)] - mean) * invstd, gi = gv[at(n, ch, i)];
+          e.grads[0][at(n, ch, i)] = wv[size_t(ch)] * invstd *
+                                     (c.training ? gi - g_sum / m - xhat * gxhat_sum / m : gi);
+        }
+    if (l.weight >= 0 && !e.grads[size_t(l.weight)].empty()) e.grads[size_t(l.weight)][size_t(ch)] = gxhat_sum;
+    if (l.bias >= 0 && !e.grads[size_t(l.bias)].empty()) e.grads[size_t(l.bias)][size_t(ch)] = g_sum;
+  }
+  return e;
+}
+
+// The CUDA implementation engine/cuda/register.cpp puts in the dispatch table: cuDNN's, unless
+// SCPN_CUDA_BATCH_NORM=ours.
+bool registered_is_ours() {
+  const char* e = std::getenv("SCPN_CUDA_BATCH_NORM");
+  return e && std::string(e) == "ours";
+}
+
+// Devices. Ours accumulates in double like the CPU and differs only in the order of the additions, so f32
+// results are within an ulp or two. cuDNN accumulates f32 in float: its per-channel sums (grad_weight,
+// grad_bias) of m terms carry errors growing with m.
+Tolerance value_tolerance(DType dt) {
+  if (dt == DType::f64) return registered_is_ours() ? Tolerance{1e-12, 1e-12} : Tolerance{1e-10, 1e-10};
+  return registered_is_ours() ? Tolerance{1e-5, 1e-5} : Tolerance{1e-4, 1e-4};
+}
+Tolerance sum_tolerance(DType dt, int64_t m) {
+  if (dt == DType::f64) return registered_is_ours() ? Tolerance{1e-12, 1e-12} : Tolerance{1e-10, 1e-10};
+  return registered_is_ours() ? Tolerance{1e-5, 1e-5} : Tolerance{1e-4 + 1e-7 * double(m), 1e-3};
+}
+
+std::string label_of(const Config& c) {
+  return cat("batch_norm ", c.training ? "train " : "eval ", shape_str(c.shape),
+             c.affine ? " affine" : c.frozen_weight ? " frozen weight" : "", c.running ? " running" : "", " eps ",
+             c.eps);
+}
+
+// x in [x_low, x_high) (centred away from zero, so the statistics have a mean to remove), weight in
+// [0.5, 1.5), bias in [-1, 1), running_mean in [-0.5, 0.5), running_var in [0.5, 2).
+OpCase bn_case(const Config& c, uint64_t seed) {
+  const int64_t C = c.shape[1];
+  const int64_t m = shape_numel(c.shape) / C;
+  const Layout l = layout_of(c);
+  const BatchNormOptions options{.training = c.training, .momentum = c.momentum, .eps = c.eps};
+  return {.name = label_of(c),
+          .inputs = [=](DType dt) {
+            std::vector<Tensor> v{random_tensor(c.shape, dt, seed, c.x_low, c.x_high).requires_grad_()};
+            if (l.weight >= 0) v.push_back(random_tensor({C}, dt, seed + 1, 0.5, 1.5).requires_grad_(c.affine));
+            if (l.bias >= 0) v.push_back(random_tensor({C}, dt, seed + 2).requires_grad_());
+            if (c.running) {
+              v.push_back(random_tensor({C}, dt, seed + 3, -0.5, 0.5));
+              v.push_back(random_tensor({C}, dt, seed + 4, 0.5, 2.0));
+            }
+            return v;
+          },
+          .op = [=](const std::vector<Tensor>& v) {
+            return batch_norm(v[0], argument(v, l.weight), argument(v, l.bias), argument(v, l.running_mean),
+                              argument(v, l.running_var), options);
+          },
+          .oracle = [c](const std::vector<Tensor>& in, const Tensor& g) { return batch_norm_oracle(c, in, g); },
+          .oracle_f32 = {2e-5, 2e-5},
+          .oracle_f64 = {1e-12, 1e-12},
+          .gradcheck = shape_numel(c.shape) <= 2000,  // central differences: one forward per element
+          .parity_f32 = value_tolerance(DType::f32),
+          .parity_f64 = value_tolerance(DType::f64),
+          .parity_grad_f32 = sum_tolerance(DType::f32, m),
+          .parity_grad_f64 = sum_tolerance(DType::f64, m)};
+}
 
 const std::vector<Shape> kShapes = {Shape{2, 3, 4, 5}, Shape{1, 3, 5, 7}, Shape{5, 4}, Shape{3, 2, 1, 1},
                                     Shape{4, 5, 3, 1}};
 
+// ResNet layers at batch 2, odd sizes, batch 1, several reduction chunks per channel (the CUDA kernels
+// reduce 2048 values per block) with partial last chunks and pixel counts that do not divide the block,
+// BatchNorm1d shapes (hw = 1) with one and with several chunks.
+const std::vector<Shape> kDeviceShapes = {
+    {2, 64, 56, 56}, {2, 512, 7, 7}, {3, 5, 7, 9}, {1, 3, 5, 7},  {8, 16, 33, 33}, {300, 4, 5, 7},
+    {4, 5, 3, 1},    {5, 4},         {4100, 3},    {7, 33},       {256, 512},      {2, 1}};
+
+std::vector<OpCase> batch_norm_cases() {
+  std::vector<OpCase> cases;
+  uint64_t seed = 10;
+  // Small shapes, x in [-1, 5) (mean far from 0, variance far from 1): every combination of arguments in
+  // training, weight frozen, and eval with and without weight and bias.
+  for (const Shape& shape : kShapes) {
+    for (bool affine : {true, false})
+      for (bool running : {true, false})
+        cases.push_back(bn_case({.shape = shape, .affine = affine, .running = running, .eps = 1e-3, .momentum = 0.3,
+                                 .x_low = -1, .x_high = 5},
+                                seed += 10));
+    cases.push_back(
+        bn_case({.shape = shape, .affine = false, .frozen_weight = true, .x_low = -2, .x_high = 2}, seed += 10));
+    for (bool affine : {true, false})
+      cases.push_back(
+          bn_case({.shape = shape, .training = false, .affine = affine, .x_low = -2, .x_high = 2}, seed += 10));
+  }
+  // One value per channel is enough in eval mode.
+  for (const Shape& shape : {Shape{1, 4}, Shape{1, 2, 1, 1}})
+    for (bool affine : {true, false})
+      cases.push_back(bn_case({.shape = shape, .training = false, .affine = affine}, seed += 10));
+  // f32 gradients in both modes against the f64 loops.
+  for (bool training : {true, false})
+    cases.push_back(bn_case({.shape = {3, 4, 5, 3}, .training = training, .x_low = -2, .x_high = 2}, seed += 10));
+  // The device shapes, two epsilons (the backward must use the forward's saved invstd, whatever eps
+  // produced it); too large for central differences beyond a few thousand elements.
+  bool other_eps = false;
+  for (const Shape& shape : kDeviceShapes) {
+    other_eps = !other_eps;
+    const double eps = other_eps ? 1e-3 : 1e-5, momentum = other_eps ? 0.3 : 0.1;
+    for (bool training : {true, false})
+      for (bool affine : {true, false})
+        for (bool running : {true, false}) {
+          if (!training && !running) continue;  // eval needs the running statistics
+          OpCase oc = bn_case({.shape = shape, .training = training, .affine = affine, .running = running,
+                               .eps = eps, .momentum = momentum},
+                              seed += 10);
+          // The CPU saves the mean in T and sums g·(x − mean) with it: in f32, the rounding of a mean near 1
+          // shifts grad_weight by up to ~6e-8·Σg·invstd, growing with the m values per channel.
+          oc.oracle_f32.atol += 1e-7 * double(shape_numel(shape) / shape[1]);
+          cases.push_back(std::move(oc));
+        }
+  }
+  return cases;
+}
+
 }  // namespace
 
-TEST_CASE("training forward normalises with the batch statistics and moves the running ones") {
+TEST_CASE("batch_norm: op harness") { test::run_op_cases("batch_norm", batch_norm_cases()); }
+
+TEST_CASE("training forward moves the running statistics, eval leaves them unchanged") {
   for (DType dtype : {DType::f64, DType::f32}) {
     const double tol = dtype == DType::f64 ? 1e-12 : 2e-5;
     for (const Shape& shape : kShapes) {
@@ -81,7 +275,6 @@ TEST_CASE("training forward normalises with the batch statistics and moves the r
         ReferenceBatchNorm ref = reference_batch_norm(x, w, b, nullptr, nullptr, eps);
         CHECK(y.shape() == shape);
         CHECK(y.dtype() == dtype);
-        CHECK_CLOSE(y.to_vector(), ref.y, tol, tol);
         std::vector<double> want_rm, want_rv;
         for (size_t c = 0; c < size_t(C); ++c) {
           want_rm.push_back((1 - momentum) * rm0[c] + momentum * ref.mean[c]);
@@ -89,11 +282,19 @@ TEST_CASE("training forward normalises with the batch statistics and moves the r
         }
         CHECK_CLOSE(rm.to_vector(), want_rm, tol, tol);
         CHECK_CLOSE(rv.to_vector(), want_rv, tol, tol);
-
-        // Without running statistics the output is the same.
-        Tensor y_no_running = batch_norm(x, w, b, Tensor(), Tensor(), BatchNormOptions{true, momentum, eps});
-        CHECK_CLOSE(y_no_running.to_vector(), ref.y, tol, tol);
       }
+    }
+    // Eval, one value per channel included.
+    for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 3, 5, 7}, Shape{5, 4}, Shape{1, 4}, Shape{1, 2, 1, 1}}) {
+      CAPTURE(shape_str(shape));
+      const int64_t C = shape[1];
+      Tensor rm = random_f64({C}, 24).to(dtype), rv = random_f64({C}, 25, 0.5, 2.0).to(dtype);
+      const std::vector<double> rm0 = rm.to_vector(), rv0 = rv.to_vector();
+      Tensor y = batch_norm(random_f64(shape, 21).to(dtype), random_f64({C}, 22, 0.5, 1.5).to(dtype),
+                            random_f64({C}, 23).to(dtype), rm, rv, BatchNormOptions{false});
+      CHECK(y.shape() == shape);
+      CHECK(rm.to_vector() == rm0);
+      CHECK(rv.to_vector() == rv0);
     }
   }
 }
@@ -123,96 +324,6 @@ TEST_CASE("running statistics over two steps match hand-computed numbers") {
     batch_norm(from_vector({2, 2, 2, 6}, {2, 1, 1, 2}), Tensor(), Tensor(), rm, rv, opt);
     CHECK(rm.item() == doctest::Approx(2.0625).epsilon(1e-6));
     CHECK(rv.item() == doctest::Approx(3.375).epsilon(1e-6));
-  }
-}
-
-TEST_CASE("eval forward uses the running statistics and leaves them unchanged") {
-  for (DType dtype : {DType::f64, DType::f32}) {
-    const double tol = dtype == DType::f64 ? 1e-12 : 2e-5;
-    for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{1, 3, 5, 7}, Shape{5, 4}, Shape{1, 4}, Shape{1, 2, 1, 1}}) {
-      CAPTURE(shape_str(shape));
-      const int64_t C = shape[1];
-      Tensor x = random_f64(shape, 21).to(dtype);
-      Tensor w = random_f64({C}, 22, 0.5, 1.5).to(dtype);
-      Tensor b = random_f64({C}, 23).to(dtype);
-      Tensor rm = random_f64({C}, 24).to(dtype);
-      Tensor rv = random_f64({C}, 25, 0.5, 2.0).to(dtype);
-      const std::vector<double> rm0 = rm.to_vector(), rv0 = rv.to_vector();
-      Tensor y = batch_norm(x, w, b, rm, rv, BatchNormOptions{false});
-      ReferenceBatchNorm ref = reference_batch_norm(x, w, b, &rm0, &rv0, 1e-5);
-      CHECK_CLOSE(y.to_vector(), ref.y, tol, tol);
-      CHECK(rm.to_vector() == rm0);
-      CHECK(rv.to_vector() == rv0);
-      Tensor y_plain = batch_norm(x, Tensor(), Tensor(), rm, rv, BatchNormOptions{false});
-      ReferenceBatchNorm ref_plain = reference_batch_norm(x, Tensor(), Tensor(), &rm0, &rv0, 1e-5);
-      CHECK_CLOSE(y_plain.to_vector(), ref_plain.y, tol, tol);
-    }
-  }
-}
-
-TEST_CASE("gradients of batch_norm in training mode (f64 central differences)") {
-  for (const Shape& shape : kShapes) {
-    const int64_t C = shape[1];
-    const std::string s = shape_str(shape);
-    Tensor x = random_f64(shape, 31, -2.0, 2.0).requires_grad_();
-    Tensor w = random_f64({C}, 32, 0.5, 1.5).requires_grad_();
-    Tensor b = random_f64({C}, 33).requires_grad_();
-    Tensor rm = zeros({C}, DType::f64), rv = ones({C}, DType::f64);  // moved by every call; no effect on y
-    CHECK_GRADCHECK("batch_norm train " + s,
-                    [&](const std::vector<Tensor>& v) { return batch_norm(v[0], v[1], v[2], rm, rv); },
-                    inputs({x, w, b}));
-    CHECK_GRADCHECK("batch_norm train no affine " + s,
-                    [](const std::vector<Tensor>& v) {
-                      return batch_norm(v[0], Tensor(), Tensor(), Tensor(), Tensor());
-                    },
-                    inputs({x}));
-    // weight given but frozen: only x gets a gradient.
-    Tensor frozen_w = w.detach();
-    CHECK_GRADCHECK("batch_norm train frozen weight " + s,
-                    [&](const std::vector<Tensor>& v) { return batch_norm(v[0], frozen_w, Tensor(), rm, rv); },
-                    inputs({x}));
-  }
-}
-
-TEST_CASE("gradients of batch_norm in eval mode (f64 central differences)") {
-  for (const Shape& shape : kShapes) {
-    const int64_t C = shape[1];
-    const std::string s = shape_str(shape);
-    Tensor x = random_f64(shape, 41, -2.0, 2.0).requires_grad_();
-    Tensor w = random_f64({C}, 42, 0.5, 1.5).requires_grad_();
-    Tensor b = random_f64({C}, 43).requires_grad_();
-    Tensor rm = random_f64({C}, 44), rv = random_f64({C}, 45, 0.5, 2.0);
-    CHECK_GRADCHECK("batch_norm eval " + s,
-                    [&](const std::vector<Tensor>& v) {
-                      return batch_norm(v[0], v[1], v[2], rm, rv, BatchNormOptions{false});
-                    },
-                    inputs({x, w, b}));
-    CHECK_GRADCHECK("batch_norm eval no affine " + s,
-                    [&](const std::vector<Tensor>& v) {
-                      return batch_norm(v[0], Tensor(), Tensor(), rm, rv, BatchNormOptions{false});
-                    },
-                    inputs({x}));
-  }
-}
-
-TEST_CASE("f32 gradients agree with the f64 ones") {
-  for (bool training : {true, false}) {
-    const Shape shape{3, 4, 5, 3};
-    Tensor x64 = random_f64(shape, 51, -2.0, 2.0).requires_grad_();
-    Tensor w64 = random_f64({4}, 52, 0.5, 1.5).requires_grad_();
-    Tensor b64 = random_f64({4}, 53).requires_grad_();
-    Tensor x32 = x64.detach().to(DType::f32).requires_grad_();
-    Tensor w32 = w64.detach().to(DType::f32).requires_grad_();
-    Tensor b32 = b64.detach().to(DType::f32).requires_grad_();
-    Tensor g = random_f64(shape, 54);
-    Tensor rm = random_f64({4}, 55), rv = random_f64({4}, 56, 0.5, 2.0);
-    BatchNormOptions opt{training};
-    backward(batch_norm(x64, w64, b64, rm, rv, opt), g);
-    backward(batch_norm(x32, w32, b32, rm.to(DType::f32), rv.to(DType::f32), opt), g.to(DType::f32));
-    CAPTURE(training);
-    CHECK_CLOSE(x32.grad().to_vector(), x64.grad().to_vector(), 1e-5, 1e-4);
-    CHECK_CLOSE(w32.grad().to_vector(), w64.grad().to_vector(), 1e-4, 1e-4);
-    CHECK_CLOSE(b32.grad().to_vector(), b64.grad().to_vector(), 1e-4, 1e-4);
   }
 }
 

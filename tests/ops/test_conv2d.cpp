@@ -1,20 +1,30 @@
-// conv2d: forward and all three gradients against the naive 7-loop convolution
-// (tests/support/reference.cpp) over many geometries in f32 and f64, the kernels' image chunking under
-// small workspace limits, f64 gradient checks against central differences, and the exact error messages.
+// conv2d: forward and all three gradients as op-harness cases against the naive 7-loop convolution
+// (tests/support/reference.cpp) over many geometries (ResNet-18's layers, groups, depthwise, strides, odd
+// sizes), with each CPU GEMM; the bias-gradient kernel; batch chunking under workspace limits; the errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "engine/autograd.h"
+#include "engine/devices.h"
 #include "engine/dispatch.h"
 #include "engine/ops/conv2d.h"
+#include "engine/ops/elementwise.h"
+#include "engine/ops/reduce.h"
 #include "tests/support/check.h"
+#include "tests/support/op_harness.h"
 #include "tests/support/reference.h"
 
 using namespace scpn;
+using test::Expected;
+using test::OpCase;
 using test::random_f64;
+using test::random_tensor;
+using test::Tolerance;
 using test::reference::Conv2dShape;
 
 namespace {
@@ -32,6 +42,11 @@ Config make(std::string label, int64_t N, int64_t C, int64_t H, int64_t W, int64
   s.stride_h = o.stride.h, s.stride_w = o.stride.w, s.pad_h = o.padding.h, s.pad_w = o.padding.w;
   s.groups = o.groups;
   return {label, s, bias};
+}
+
+// The same from the shapes of x [N, C, H, W] and weight [K, C/groups, R, S].
+Config make(std::string label, const Shape& x, const Shape& w, Conv2dOptions o, bool bias = false) {
+  return make(std::move(label), x[0], x[1], x[2], x[3], w[0], w[2], w[3], o, bias);
 }
 
 Conv2dOptions options_of(const Conv2dShape& s) {
@@ -66,6 +81,208 @@ std::vector<Config> forward_configs() {
   };
 }
 
+// Small geometries for the f64 central differences, every path again at a size they can afford.
+std::vector<Config> gradcheck_configs() {
+  return {
+      make("3x3 pad 1, batch 1", 1, 2, 5, 4, 3, 3, 3, {.stride = 1, .padding = 1}, true),
+      make("3x3 stride 2 pad 1, groups 2, batch 2, 5x7", 2, 4, 5, 7, 4, 3, 3,
+           {.stride = 2, .padding = 1, .groups = 2}, true),
+      make("3x3 pad 2, batch 3", 3, 2, 4, 3, 2, 3, 3, {.stride = 1, .padding = 2}, false),
+      make("depthwise 3x3 pad 1", 2, 3, 4, 5, 3, 3, 3, {.stride = 1, .padding = 1, .groups = 3}, true),
+      make("1x1 packed images", 3, 3, 4, 4, 2, 1, 1, {}, false),
+      make("1x1 batch 1 (per-image GEMM)", 1, 3, 5, 5, 2, 1, 1, {}, true),
+      make("1x1 stride 2", 2, 2, 5, 5, 4, 1, 1, {.stride = 2}, true),
+      make("7x7 stride 2 pad 3", 1, 2, 7, 6, 2, 7, 7, {.stride = 2, .padding = 3}, true),
+      make("mixed stride and padding", 2, 2, 5, 4, 2, 3, 2, {.stride = {2, 1}, .padding = {0, 1}}, true),
+  };
+}
+
+// ResNet-18's convolutions at batch 2 on a 224x224 image (the 3x3/1 layers of each stage once: the
+// repeated blocks have the same shapes).
+std::vector<Config> resnet18_configs() {
+  return {
+      make("stem 7x7/2", {2, 3, 224, 224}, {64, 3, 7, 7}, {.stride = 2, .padding = 3}),
+      make("layer1 3x3", {2, 64, 56, 56}, {64, 64, 3, 3}, {.stride = 1, .padding = 1}),
+      make("layer2 3x3/2", {2, 64, 56, 56}, {128, 64, 3, 3}, {.stride = 2, .padding = 1}),
+      make("layer2 downsample 1x1/2", {2, 64, 56, 56}, {128, 64, 1, 1}, {.stride = 2}),
+      make("layer2 3x3", {2, 128, 28, 28}, {128, 128, 3, 3}, {.stride = 1, .padding = 1}),
+      make("layer3 3x3/2", {2, 128, 28, 28}, {256, 128, 3, 3}, {.stride = 2, .padding = 1}),
+      make("layer3 downsample 1x1/2", {2, 128, 28, 28}, {256, 128, 1, 1}, {.stride = 2}),
+      make("layer3 3x3", {2, 256, 14, 14}, {256, 256, 3, 3}, {.stride = 1, .padding = 1}),
+      make("layer4 3x3/2", {2, 256, 14, 14}, {512, 256, 3, 3}, {.stride = 2, .padding = 1}),
+      make("layer4 downsample 1x1/2", {2, 256, 14, 14}, {512, 256, 1, 1}, {.stride = 2}),
+      make("layer4 3x3", {2, 512, 7, 7}, {512, 512, 3, 3}, {.stride = 1, .padding = 1}),
+      make("small-image stem 3x3", {2, 3, 32, 32}, {64, 3, 3, 3}, {.stride = 1, .padding = 1}),
+  };
+}
+
+// Groups, depthwise, odd sizes everywhere, batch 1, bias on and off.
+std::vector<Config> odd_configs() {
+  return {
+      make("grouped", {1, 6, 9, 11}, {4, 3, 3, 3}, {.stride = 1, .padding = 1, .groups = 2}, true),
+      make("grouped x2 filters", {2, 8, 10, 10}, {16, 2, 3, 3}, {.stride = 1, .padding = 1, .groups = 4}),
+      make("depthwise", {2, 32, 15, 15}, {32, 1, 3, 3}, {.stride = 1, .padding = 1, .groups = 32}, true),
+      make("depthwise /2", {1, 16, 14, 14}, {16, 1, 3, 3}, {.stride = 2, .padding = 1, .groups = 16}),
+      make("odd everything", {3, 5, 13, 7}, {7, 5, 2, 4}, {.stride = {2, 3}, .padding = {1, 2}}, true),
+      make("1x1 on 1x1", {1, 7, 1, 1}, {3, 7, 1, 1}, {}, true),
+      make("kernel wider than the image", {1, 2, 3, 3}, {2, 2, 5, 5}, {.stride = 1, .padding = 2}),
+      make("stride above kernel", {2, 3, 17, 17}, {5, 3, 2, 2}, {.stride = 3}, true),
+      make("batch 1 odd channels", {1, 33, 9, 9}, {17, 33, 3, 3}, {.stride = 2, .padding = 1}),
+      make("batch 1 stem + bias", {1, 3, 33, 31}, {8, 3, 7, 7}, {.stride = 2, .padding = 3}, true),
+  };
+}
+
+int64_t forward_macs(const Conv2dShape& s) { return s.N * s.K * s.P() * s.Q() * (s.C / s.groups) * s.R * s.S; }
+
+int64_t input_elements(const Config& c) {
+  const Conv2dShape& s = c.s;
+  return s.N * s.C * s.H * s.W + s.K * (s.C / s.groups) * s.R * s.S + (c.bias ? s.K : 0);
+}
+
+// The longest sum behind any output or gradient: C/groups·R·S (y), K/groups·R·S (dx), N·P·Q (dw).
+double longest_sum(const Conv2dShape& s) {
+  return double(std::max({(s.C / s.groups) * s.R * s.S, (s.K / s.groups) * s.R * s.S, s.N * s.P() * s.Q()}));
+}
+
+// Devices: cuDNN adds in its own order (and may pick FFT or Winograd algorithms, deterministic ones in
+// parity mode), so the f32 error grows like the square root of the sum's length; an indexing bug is of
+// the order of the values themselves (up to ~sqrt(terms)/4 here).
+Tolerance device_tolerance(DType dt, const Conv2dShape& s) {
+  if (dt == DType::f64) return {1e-11, 1e-11};
+  return {2e-5 * std::sqrt(longest_sum(s)), 1e-4};
+}
+
+std::string label_of(const Config& c) {
+  const Conv2dShape& s = c.s;
+  return cat("conv2d ", c.label, " x", shape_str({s.N, s.C, s.H, s.W}), " w",
+             shape_str({s.K, s.C / s.groups, s.R, s.S}), " s", s.stride_h, "x", s.stride_w, " p", s.pad_h, "x",
+             s.pad_w, " g", s.groups, c.bias ? " +bias" : "");
+}
+
+// y and, for the inputs that want them, dx, dw and db of sum(y ⊙ g) from the direct loops.
+Expected direct_convolution(const Conv2dShape& s, const std::vector<Tensor>& in, const Tensor& g) {
+  const std::vector<double> xv = in[0].to_vector(), wv = in[1].to_vector();
+  const std::vector<double> bv = in.size() > 2 ? in[2].to_vector() : std::vector<double>{};
+  Expected e{test::reference::conv2d_direct(s, xv, wv, bv), std::vector<std::vector<double>>(in.size())};
+  bool any = false;
+  for (const Tensor& t : in) any = any || t.requires_grad();
+  if (!any) return e;
+  test::reference::Conv2dGrads r = test::reference::conv2d_direct_backward(s, xv, wv, g.to_vector());
+  if (in[0].requires_grad()) e.grads[0] = std::move(r.dx);
+  if (in[1].requires_grad()) e.grads[1] = std::move(r.dw);
+  if (in.size() > 2 && in[2].requires_grad()) e.grads[2] = std::move(r.db);
+  return e;
+}
+
+// The naive loops run some 50M products a second: larger layers are left to device parity.
+constexpr int64_t kOracleMacs = 4'000'000;
+// Central differences cost one forward per input element.
+constexpr int64_t kGradcheckCost = 2'000'000;
+
+// One conv2d case: x in [-1, 1), weights in [-0.5, 0.5), bias in [-1, 1); `grads` says which inputs want
+// gradients (bit 0 x, 1 weight, 2 bias).
+OpCase conv_case(const Config& c, uint64_t seed, int grads = 7, std::string suffix = "") {
+  const Conv2dShape s = c.s;
+  const bool bias = c.bias;
+  const Conv2dOptions options = options_of(s);
+  const double products = double(forward_macs(s));
+  OpCase oc{.name = label_of(c) + suffix,
+            .inputs = [=](DType dt) {
+              std::vector<Tensor> v{random_tensor({s.N, s.C, s.H, s.W}, dt, seed).requires_grad_((grads & 1) != 0),
+                                    random_tensor({s.K, s.C / s.groups, s.R, s.S}, dt, seed + 1, -0.5, 0.5)
+                                        .requires_grad_((grads & 2) != 0)};
+              if (bias) v.push_back(random_tensor({s.K}, dt, seed + 2).requires_grad_((grads & 4) != 0));
+              return v;
+            },
+            .op = [s, options](const std::vector<Tensor>& v) {
+              Tensor y = conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), options);
+              CHECK(y.shape() == Shape{s.N, s.K, s.P(), s.Q()});
+              CHECK(y.dtype() == v[0].dtype());
+              return y;
+            },
+            .oracle_f32 = {2e-5, 2e-5},
+            .oracle_f64 = {1e-12, 1e-12},
+            .gradcheck = products * double(input_elements(c)) <= double(kGradcheckCost),
+            .parity_f32 = device_tolerance(DType::f32, s),
+            .parity_f64 = device_tolerance(DType::f64, s)};
+  if (products <= double(kOracleMacs))
+    oc.oracle = [s](const std::vector<Tensor>& in, const Tensor& g) { return direct_convolution(s, in, g); };
+  return oc;
+}
+
+// The bias-gradient kernel alone (kernels().conv2d_backward_bias), db[k] = Σ_{n,p,q} dy[n,k,p,q]: a 1x1
+// convolution of a P x Q image has exactly that dy.
+Tensor bias_gradient(const std::vector<Tensor>& v) {
+  const Tensor& dy = v[0];
+  const Device device = dy.device();
+  Conv2dParams p;
+  p.N = dy.size(0);
+  p.C = 1;
+  p.K = dy.size(1);
+  p.H = dy.size(2);
+  p.W = dy.size(3);
+  p.R = p.S = 1;
+  Tensor db = Tensor::empty({p.K}, dy.dtype(), device);
+  kernels().conv2d_backward_bias.on(device)(exec_context(device), dy.dtype(), p, dy.raw_data(), db.raw_data());
+  return db;
+}
+
+OpCase bias_gradient_case(const Shape& shape, uint64_t seed) {
+  // The CPU adds each plane in T before the images in double, the GPU everything in double; the naive sum
+  // is in double. The f32 difference grows with the plane: allow ~1e-7 per term added.
+  const double terms = double(shape[0] * shape[2] * shape[3]);
+  const Tolerance f32{1e-7 * terms, 1e-6}, f64{1e-14 * terms, 1e-6};
+  return {.name = cat("conv2d_backward_bias dy", shape_str(shape)),
+          .inputs = [=](DType dt) { return std::vector<Tensor>{random_tensor(shape, dt, seed)}; },
+          .op = bias_gradient,
+          .oracle = [](const std::vector<Tensor>& in, const Tensor&) {
+            const Shape& s = in[0].shape();
+            const std::vector<double> dy = in[0].to_vector();
+            const int64_t planes = s[1], plane = s[2] * s[3];
+            Expected e{std::vector<double>(size_t(planes), 0.0), {}};
+            for (int64_t n = 0; n < s[0]; ++n)
+              for (int64_t k = 0; k < planes; ++k)
+                for (int64_t i = 0; i < plane; ++i) e.out[size_t(k)] += dy[size_t((n * planes + k) * plane + i)];
+            return e;
+          },
+          .oracle_f32 = f32,
+          .oracle_f64 = f64,
+          .gradcheck = false,  // a kernel, not an op with a backward
+          .parity_f32 = f32,
+          .parity_f64 = f64};
+}
+
+std::vector<OpCase> conv2d_cases() {
+  std::vector<OpCase> cases;
+  uint64_t seed = 100;
+  for (const Config& c : forward_configs()) cases.push_back(conv_case(c, seed += 10));
+  for (const Config& c : gradcheck_configs()) cases.push_back(conv_case(c, seed += 10));
+  // Too large for the naive loops (the small-image stem excepted) and for central differences: mostly
+  // device parity.
+  for (const Config& c : resnet18_configs()) cases.push_back(conv_case(c, seed += 10));
+  for (const Config& c : odd_configs()) cases.push_back(conv_case(c, seed += 10));
+  // Every subset of the gradients: only those asked for are computed, each right.
+  const Config masked = make("3x3/2", {2, 16, 12, 12}, {24, 16, 3, 3}, {.stride = 2, .padding = 1}, true);
+  for (int grads = 1; grads < 8; ++grads)
+    cases.push_back(conv_case(masked, seed += 10, grads, cat(" grads mask ", grads)));
+  // With a bias: the op's gradients run on cuDNN and our bias kernel together on a device, which sums in
+  // its own order (parity mode: no TF32, deterministic algorithms).
+  for (const Config& c : {make("with bias", {2, 3, 15, 17}, {8, 3, 3, 3}, {.stride = 2, .padding = 1}, true),
+                          make("with bias", {1, 16, 7, 7}, {32, 16, 1, 1}, {}, true),
+                          make("with bias", {2, 4, 9, 9}, {6, 2, 3, 3}, {.stride = 1, .padding = 1, .groups = 2}, true),
+                          make("with bias", {1, 3, 32, 32}, {16, 3, 7, 7}, {.stride = 2, .padding = 3}, true)}) {
+    OpCase oc = conv_case(c, seed += 10);
+    oc.parity_f32 = {1e-4, 1e-4};
+    cases.push_back(std::move(oc));
+  }
+  // The bias-gradient kernel: odd planes, batch 1, an empty batch, ResNet-sized planes.
+  for (const Shape& shape : {Shape{1, 1, 1, 1}, Shape{1, 7, 5, 3}, Shape{3, 33, 13, 11}, Shape{0, 4, 3, 3},
+                             Shape{2, 64, 56, 56}, Shape{8, 512, 7, 7}, Shape{1, 10, 1, 1}})
+    cases.push_back(bias_gradient_case(shape, seed += 10));
+  return cases;
+}
+
+// Inputs for the chunking test: the same values as tensors of `dtype` and, rounded, as doubles.
 struct Operands {
   Tensor x, w, b, dy;
   std::vector<double> xv, wv, bv, dyv;  // the same values (after rounding to dtype) for the reference
@@ -84,13 +301,9 @@ Operands make_operands(const Conv2dShape& s, bool with_bias, DType dtype, uint64
   return o;
 }
 
-double tolerance(DType dtype) { return dtype == DType::f32 ? 2e-5 : 1e-12; }
-
-}  // namespace
-
-// Runs `body` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built): the
-// convolution must be right whichever GEMM the context hands it. The registered GEMM is put back when the
-// body ends, a failed REQUIRE (an exception) included.
+// Runs `body(name)` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built):
+// the convolution must be right whichever GEMM the context hands it. The registered GEMM is put back when
+// the body ends, a failed REQUIRE (an exception) included.
 template <class Body>
 void with_each_gemm(Body&& body) {
   struct RestoreGemm {
@@ -104,37 +317,31 @@ void with_each_gemm(Body&& body) {
   for (const auto& [name, fn] : gemms) {
     kernels().gemm.cpu = fn;
     CAPTURE(name);
-    body();
+    body(name);
   }
 }
 
-TEST_CASE("conv2d forward and gradients match the direct convolution (f32 and f64)") {
-  uint64_t seed = 100;
-  with_each_gemm([&] {
-    for (DType dtype : {DType::f32, DType::f64}) {
-      for (const Config& cfg : forward_configs()) {
-        const Conv2dShape& s = cfg.s;
-        CAPTURE(cfg.label);
-        CAPTURE(dtype_name(dtype));
-        Operands o = make_operands(s, cfg.bias, dtype, seed += 10);
-        o.x.requires_grad_();
-        o.w.requires_grad_();
-        if (cfg.bias) o.b.requires_grad_();
+// The op on one device, forward and a backward of sum(y ⊙ R) for a seeded R, everything copied back.
+struct Run {
+  Tensor out;
+  std::vector<Tensor> grads;
+};
+Run run_on(Device device, const Config& c, const std::vector<Tensor>& inputs, uint64_t seed) {
+  std::vector<Tensor> xs;
+  for (const Tensor& x : inputs) xs.push_back(x.detach().to(device).clone().requires_grad_());
+  Run r;
+  Tensor y = conv2d(xs[0], xs[1], xs.size() > 2 ? xs[2] : Tensor(), options_of(c.s));
+  r.out = y.detach().to(kCPU);
+  backward(sum(mul(y, random_tensor(y.shape(), y.dtype(), seed).to(device))));
+  for (const Tensor& x : xs) r.grads.push_back(x.grad().to(kCPU));
+  return r;
+}
 
-        Tensor y = conv2d(o.x, o.w, o.b, options_of(s));
-        REQUIRE(y.shape() == Shape{s.N, s.K, s.P(), s.Q()});
-        CHECK(y.dtype() == dtype);
-        const double tol = tolerance(dtype);
-        CHECK_CLOSE(y.to_vector(), test::reference::conv2d_direct(s, o.xv, o.wv, o.bv), tol, tol);
+}  // namespace
 
-        backward(y, o.dy);
-        auto expected = test::reference::conv2d_direct_backward(s, o.xv, o.wv, o.dyv);
-        CHECK_CLOSE(o.x.grad().to_vector(), expected.dx, tol, tol);
-        CHECK_CLOSE(o.w.grad().to_vector(), expected.dw, tol, tol);
-        if (cfg.bias) CHECK_CLOSE(o.b.grad().to_vector(), expected.db, tol, tol);
-      }
-    }
-  });
+TEST_CASE("conv2d: op harness") {
+  const std::vector<OpCase> cases = conv2d_cases();
+  with_each_gemm([&](const char* gemm) { test::run_op_cases(cat("conv2d (", gemm, ")"), cases); });
 }
 
 TEST_CASE("conv2d kernels split the batch into chunks under a workspace limit") {
@@ -177,32 +384,73 @@ TEST_CASE("conv2d kernels split the batch into chunks under a workspace limit") 
   }
 }
 
-TEST_CASE("conv2d gradient check (f64 central differences) w.r.t. x, weight and bias") {
-  const std::vector<Config> configs = {
-      make("3x3 pad 1, batch 1", 1, 2, 5, 4, 3, 3, 3, {.stride = 1, .padding = 1}, true),
-      make("3x3 stride 2 pad 1, groups 2, batch 2, 5x7", 2, 4, 5, 7, 4, 3, 3,
-           {.stride = 2, .padding = 1, .groups = 2}, true),
-      make("3x3 pad 2, batch 3", 3, 2, 4, 3, 2, 3, 3, {.stride = 1, .padding = 2}, false),
-      make("depthwise 3x3 pad 1", 2, 3, 4, 5, 3, 3, 3, {.stride = 1, .padding = 1, .groups = 3}, true),
-      make("1x1 packed images", 3, 3, 4, 4, 2, 1, 1, {}, false),
-      make("1x1 batch 1 (per-image GEMM)", 1, 3, 5, 5, 2, 1, 1, {}, true),
-      make("1x1 stride 2", 2, 2, 5, 5, 4, 1, 1, {.stride = 2}, true),
-      make("7x7 stride 2 pad 3", 1, 2, 7, 6, 2, 7, 7, {.stride = 2, .padding = 3}, true),
-      make("mixed stride and padding", 2, 2, 5, 4, 2, 3, 2, {.stride = {2, 1}, .padding = {0, 1}}, true),
-  };
-  uint64_t seed = 500;
-  for (const Config& cfg : configs) {
-    const Conv2dShape& s = cfg.s;
-    const Conv2dOptions opts = options_of(s);
-    Tensor x = random_f64({s.N, s.C, s.H, s.W}, seed += 10).requires_grad_();
-    Tensor w = random_f64({s.K, s.C / s.groups, s.R, s.S}, seed + 1).requires_grad_();
-    std::vector<Tensor> inputs = {x, w};
-    if (cfg.bias) inputs.push_back(random_f64({s.K}, seed + 2).requires_grad_());
-    CHECK_GRADCHECK("conv2d " + cfg.label,
-                    [opts](const std::vector<Tensor>& v) {
-                      return conv2d(v[0], v[1], v.size() > 2 ? v[2] : Tensor(), opts);
-                    },
-                    inputs);
+TEST_CASE("gpu: conv2d kernels on CUDA overwrite dw, and an empty batch gives zeros and writes nothing else") {
+  SCPN_REQUIRE_CUDA();
+  const Device gpu = cuda_device(0);
+  ParityModeScope parity_mode;
+  for (DType dt : {DType::f32, DType::f64}) {
+    CAPTURE(dtype_name(dt));
+    const Config c = make("3x3", {2, 8, 11, 9}, {6, 4, 3, 3}, {.stride = 1, .padding = 1, .groups = 2});
+    const Conv2dShape& s = c.s;
+    const Shape x_shape{s.N, s.C, s.H, s.W}, w_shape{s.K, s.C / s.groups, s.R, s.S}, y_shape{s.N, s.K, s.P(), s.Q()};
+    Conv2dParams p;
+    p.N = s.N, p.C = s.C, p.H = s.H, p.W = s.W, p.K = s.K, p.R = s.R, p.S = s.S;
+    p.stride_h = s.stride_h, p.stride_w = s.stride_w, p.pad_h = s.pad_h, p.pad_w = s.pad_w, p.groups = s.groups;
+    Tensor x = random_tensor(x_shape, dt, 3300), w = random_tensor(w_shape, dt, 3301);
+    Tensor dy = random_tensor(y_shape, dt, 3302);
+    Tensor xg = x.to(gpu), wg = w.to(gpu), dyg = dy.to(gpu);
+
+    // dw on the CPU, then on the GPU into a NaN-filled buffer: every element must be overwritten.
+    Tensor dw_cpu = Tensor::empty(w_shape, dt);
+    kernels().conv2d_backward_filter.on(kCPU)(exec_context(kCPU), dt, p, dy.raw_data(), x.raw_data(),
+                                              dw_cpu.raw_data());
+    Tensor dw_gpu = full(w_shape, NAN, dt, gpu);
+    kernels().conv2d_backward_filter.on(gpu)(exec_context(gpu), dt, p, dyg.raw_data(), xg.raw_data(),
+                                             dw_gpu.raw_data());
+    const Tolerance tol = device_tolerance(dt, s);
+    CHECK_CLOSE(dw_gpu.to(kCPU), dw_cpu, tol.atol, tol.rtol);
+
+    // An empty batch: dw is zeros (over NaN), forward and data gradient have nothing to write.
+    Conv2dParams empty = p;
+    empty.N = 0;
+    Tensor dw_empty = full(w_shape, NAN, dt, gpu);
+    kernels().conv2d_backward_filter.on(gpu)(exec_context(gpu), dt, empty, dyg.raw_data(), xg.raw_data(),
+                                             dw_empty.raw_data());
+    CHECK(dw_empty.to_vector() == std::vector<double>(size_t(dw_empty.numel()), 0.0));
+    kernels().conv2d_forward.on(gpu)(exec_context(gpu), dt, empty, xg.raw_data(), wg.raw_data(), nullptr, nullptr);
+    kernels().conv2d_backward_data.on(gpu)(exec_context(gpu), dt, empty, dyg.raw_data(), wg.raw_data(), nullptr);
+    synchronize(gpu);
+  }
+}
+
+TEST_CASE("gpu: conv2d of an empty batch on CUDA: zero weight and bias gradients") {
+  SCPN_REQUIRE_CUDA();
+  const Device gpu = cuda_device(0);
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor x = zeros({0, 3, 6, 6}, dt, gpu).requires_grad_();
+    Tensor w = random_tensor({4, 3, 3, 3}, dt, 3400).to(gpu).requires_grad_();
+    Tensor b = random_tensor({4}, dt, 3401).to(gpu).requires_grad_();
+    Tensor y = conv2d(x, w, b, {.stride = 2, .padding = 1});
+    CHECK(y.shape() == Shape{0, 4, 3, 3});
+    backward(y, zeros({0, 4, 3, 3}, dt, gpu));
+    CHECK(x.grad().shape() == Shape{0, 3, 6, 6});
+    CHECK(w.grad().to_vector() == std::vector<double>(4 * 3 * 3 * 3, 0.0));
+    CHECK(b.grad().to_vector() == std::vector<double>(4, 0.0));
+  }
+}
+
+TEST_CASE("gpu: conv2d on CUDA in parity mode is bitwise repeatable (deterministic algorithms, cached choice)") {
+  SCPN_REQUIRE_CUDA();
+  const Device gpu = cuda_device(0);
+  ParityModeScope parity_mode;
+  const Config c = resnet18_configs()[2];  // layer2 3x3/2: a filter gradient summing over many positions
+  const Conv2dShape& s = c.s;
+  for (DType dt : {DType::f32, DType::f64}) {
+    const std::vector<Tensor> inputs{random_tensor({s.N, s.C, s.H, s.W}, dt, 3500),
+                                     random_tensor({s.K, s.C / s.groups, s.R, s.S}, dt, 3501, -0.5, 0.5)};
+    const Run first = run_on(gpu, c, inputs, 3510), second = run_on(gpu, c, inputs, 3510);
+    CHECK(first.out.to_vector() == second.out.to_vector());
+    for (size_t i = 0; i < first.grads.size(); ++i) CHECK(first.grads[i].to_vector() == second.grads[i].to_vector());
   }
 }
 

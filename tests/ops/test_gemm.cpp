@@ -1,104 +1,153 @@
-// GEMM kernels (kernels/gemm.h): our blocked CPU GEMM and, when built, OpenBLAS, against a naive
-// double-precision triple loop — all four transpose combinations, alpha/beta (beta = 0 over NaN),
-// padded leading dimensions, odd sizes across the block edges, f32 and f64 — and SCPN_CPU_GEMM.
+// GEMM kernels (kernels/gemm.h) as op-harness cases against a naive double-precision loop, run with every
+// CPU GEMM of the build (ours, OpenBLAS) and on each device (cuBLAS): all four transposes, alpha/beta, padded
+// leading dimensions, odd sizes across the block edges, beta = 0 over NaN, k = 0 and alpha = 0; SCPN_CPU_GEMM.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "engine/devices.h"
 #include "engine/dispatch.h"
 #include "tests/support/check.h"
+#include "tests/support/op_harness.h"
 
 using namespace scpn;
+using test::Expected;
+using test::OpCase;
+using test::Tolerance;
 
 namespace {
-
-struct Impl {
-  const char* name;
-  GemmFn* fn;
-};
-
-std::vector<Impl> implementations() {
-  std::vector<Impl> list{{"ours", cpu::gemm_ours}};
-#if defined(SCPN_HAVE_OPENBLAS)
-  list.push_back({"openblas", cpu::gemm_openblas});
-#endif
-  return list;
-}
-
-struct Case {
-  bool trans_a = false, trans_b = false;
-  int64_t m = 0, n = 0, k = 0;
-  double alpha = 1, beta = 0;
-  int64_t pad = 0;  // extra elements per row beyond the row length, in A, B and C alike
-};
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kSentinel = 12345.0;  // C's row padding: must survive untouched
 
-// Runs one case through `impl` in element type T and compares with the double-precision loop.
-template <class T>
-void check_case(const Impl& impl, const Case& c, uint32_t seed) {
-  INFO(cat(impl.name, " ", sizeof(T) == 4 ? "f32" : "f64", " trans_a=", c.trans_a, " trans_b=", c.trans_b,
-           " m=", c.m, " n=", c.n, " k=", c.k, " alpha=", c.alpha, " beta=", c.beta, " pad=", c.pad));
-  const int64_t a_rows = c.trans_a ? c.k : c.m, a_cols = c.trans_a ? c.m : c.k;
-  const int64_t b_rows = c.trans_b ? c.n : c.k, b_cols = c.trans_b ? c.k : c.n;
-  const int64_t lda = a_cols + c.pad, ldb = b_cols + c.pad, ldc = c.n + c.pad;
-  std::mt19937 rng(seed);
+struct GemmCase {
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  double alpha = 1, beta = 0;
+  int64_t pad = 0;            // extra elements per row beyond the row length, in A, B and C alike
+  bool nan_operands = false;  // A and B entirely NaN (for k = 0 or alpha = 0: they must not be read)
+  uint32_t seed = 0;
+
+  int64_t a_rows() const { return trans_a ? k : m; }
+  int64_t a_cols() const { return trans_a ? m : k; }
+  int64_t b_rows() const { return trans_b ? n : k; }
+  int64_t b_cols() const { return trans_b ? k : n; }
+  // BLAS wants leading dimensions >= 1 even for empty operands.
+  int64_t lda() const { return std::max<int64_t>(a_cols() + pad, 1); }
+  int64_t ldb() const { return std::max<int64_t>(b_cols() + pad, 1); }
+  int64_t ldc() const { return std::max<int64_t>(n + pad, 1); }
+};
+
+// The operands as the kernel sees them: A, B and C stored with their leading dimensions, as flat buffers.
+// Padding of A and B is NaN (a kernel that reads past a row poisons its result); C's padding holds the
+// sentinel; C itself is NaN where beta = 0 (it must be overwritten, not scaled).
+std::vector<Tensor> operands(const GemmCase& c, DType dt) {
+  std::mt19937 rng(c.seed);
   std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  // Padding of A and B is NaN: a kernel that reads past a row poisons its result.
-  std::vector<T> A(size_t(a_rows * lda), T(kNaN)), B(size_t(b_rows * ldb), T(kNaN));
-  std::vector<T> C(size_t(c.m * ldc), T(kSentinel));
-  for (int64_t i = 0; i < a_rows; ++i)
-    for (int64_t j = 0; j < a_cols; ++j) A[size_t(i * lda + j)] = T(dist(rng));
-  for (int64_t i = 0; i < b_rows; ++i)
-    for (int64_t j = 0; j < b_cols; ++j) B[size_t(i * ldb + j)] = T(dist(rng));
+  const int64_t lda = c.lda(), ldb = c.ldb(), ldc = c.ldc();
+  std::vector<double> A(size_t(std::max<int64_t>(c.a_rows() * lda, 1)), kNaN);
+  std::vector<double> B(size_t(std::max<int64_t>(c.b_rows() * ldb, 1)), kNaN);
+  std::vector<double> C(size_t(std::max<int64_t>(c.m * ldc, 1)), kSentinel);
+  if (!c.nan_operands) {
+    for (int64_t i = 0; i < c.a_rows(); ++i)
+      for (int64_t j = 0; j < c.a_cols(); ++j) A[size_t(i * lda + j)] = dist(rng);
+    for (int64_t i = 0; i < c.b_rows(); ++i)
+      for (int64_t j = 0; j < c.b_cols(); ++j) B[size_t(i * ldb + j)] = dist(rng);
+  }
   for (int64_t i = 0; i < c.m; ++i)
-    for (int64_t j = 0; j < c.n; ++j) C[size_t(i * ldc + j)] = c.beta == 0 ? T(kNaN) : T(dist(rng));
+    for (int64_t j = 0; j < c.n; ++j) C[size_t(i * ldc + j)] = c.beta == 0 ? kNaN : dist(rng);
+  return {from_vector(A, {int64_t(A.size())}, dt), from_vector(B, {int64_t(B.size())}, dt),
+          from_vector(C, {int64_t(C.size())}, dt)};
+}
 
-  auto op_a = [&](int64_t i, int64_t p) { return double(c.trans_a ? A[size_t(p * lda + i)] : A[size_t(i * lda + p)]); };
-  auto op_b = [&](int64_t p, int64_t j) { return double(c.trans_b ? B[size_t(j * ldb + p)] : B[size_t(p * ldb + j)]); };
-  std::vector<double> expected, actual;
-  for (int64_t i = 0; i < c.m; ++i)
-    for (int64_t j = 0; j < c.n; ++j) {
-      double dot = 0;
-      for (int64_t p = 0; p < c.k; ++p) dot += op_a(i, p) * op_b(p, j);
-      const double old = double(C[size_t(i * ldc + j)]);
-      expected.push_back(c.alpha * dot + (c.beta == 0 ? 0.0 : c.beta * old));
-    }
-
+// The kernel in the gemm slot for the operands' device, on a copy of C; returns op(A)·op(B) as [m, n] after
+// checking that C's row padding survived.
+Tensor run_gemm(const GemmCase& c, const std::vector<Tensor>& v) {
+  const Device device = v[0].device();
+  const DType dt = v[0].dtype();
+  Tensor out = v[2].clone();
   const GemmArgs g{.trans_a = c.trans_a, .trans_b = c.trans_b, .m = c.m, .n = c.n, .k = c.k, .alpha = c.alpha,
-                   .a = A.data(), .lda = lda, .b = B.data(), .ldb = ldb, .beta = c.beta, .c = C.data(), .ldc = ldc};
-  impl.fn(ExecContext{kCPU}, sizeof(T) == 4 ? DType::f32 : DType::f64, g);
-
+                   .a = v[0].raw_data(), .lda = c.lda(), .b = v[1].raw_data(), .ldb = c.ldb(), .beta = c.beta,
+                   .c = out.raw_data(), .ldc = c.ldc()};
+  kernels().gemm.on(device)(exec_context(device), dt, g);
+  const std::vector<double> buffer = out.to_vector();
+  const int64_t ldc = c.ldc();
+  std::vector<double> result;
   bool padding_intact = true;
   for (int64_t i = 0; i < c.m; ++i) {
-    for (int64_t j = 0; j < c.n; ++j) actual.push_back(double(C[size_t(i * ldc + j)]));
-    for (int64_t j = c.n; j < ldc; ++j) padding_intact &= C[size_t(i * ldc + j)] == T(kSentinel);
+    for (int64_t j = 0; j < c.n; ++j) result.push_back(buffer[size_t(i * ldc + j)]);
+    for (int64_t j = c.n; j < ldc; ++j) padding_intact &= buffer[size_t(i * ldc + j)] == kSentinel;
   }
   CHECK(padding_intact);
-  // Rounding of a k-term dot product grows at most like k·eps·Σ|a·b| (≤ k·eps·k here); the realistic
-  // error is far smaller, while an indexing bug is of order 1.
-  const double eps = std::numeric_limits<T>::epsilon();
-  const double atol = 8.0 * eps * double(c.k + 1) * std::max(1.0, std::abs(c.alpha)) + 4.0 * eps;
-  CHECK_CLOSE(actual, expected, atol, 4.0 * eps);
+  return from_vector(result, {c.m, c.n}, dt, device);
+}
+
+// alpha·op(A)·op(B) + beta·C by the definition, in double, from the operands' (rounded) values; A and B
+// are not read where alpha = 0.
+Expected naive_gemm(const GemmCase& c, const std::vector<Tensor>& in) {
+  const std::vector<double> A = in[0].to_vector(), B = in[1].to_vector(), C = in[2].to_vector();
+  const int64_t lda = c.lda(), ldb = c.ldb(), ldc = c.ldc();
+  auto op_a = [&](int64_t i, int64_t p) { return c.trans_a ? A[size_t(p * lda + i)] : A[size_t(i * lda + p)]; };
+  auto op_b = [&](int64_t p, int64_t j) { return c.trans_b ? B[size_t(j * ldb + p)] : B[size_t(p * ldb + j)]; };
+  Expected e;
+  std::vector<double> dot(size_t(c.n));
+  for (int64_t i = 0; i < c.m; ++i) {
+    std::fill(dot.begin(), dot.end(), 0.0);
+    if (c.alpha != 0)  // each dot product still adds its k terms in order p = 0, 1, …
+      for (int64_t p = 0; p < c.k; ++p)
+        for (int64_t j = 0; j < c.n; ++j) dot[size_t(j)] += op_a(i, p) * op_b(p, j);
+    for (int64_t j = 0; j < c.n; ++j) {
+      const double old = C[size_t(i * ldc + j)];
+      e.out.push_back((c.alpha != 0 ? c.alpha * dot[size_t(j)] : 0.0) + (c.beta == 0 ? 0.0 : c.beta * old));
+    }
+  }
+  return e;
+}
+
+// Rounding of a k-term dot product grows at most like k·eps·Σ|a·b| (≤ k·eps·k here); the realistic error
+// is far smaller, while an indexing bug is of order 1.
+Tolerance rounding_tolerance(const GemmCase& c, double eps) {
+  return {8.0 * eps * double(c.k + 1) * std::max(1.0, std::abs(c.alpha)) + 4.0 * eps, 4.0 * eps};
+}
+
+std::string label_of(const GemmCase& c) {
+  return cat("gemm ", c.trans_a ? "T" : "N", c.trans_b ? "T" : "N", " m=", c.m, " n=", c.n, " k=", c.k, " alpha=",
+             c.alpha, " beta=", c.beta, " pad=", c.pad, c.nan_operands ? " NaN A/B" : "");
+}
+
+OpCase op_case(const GemmCase& c) {
+  const Tolerance f32 = rounding_tolerance(c, std::numeric_limits<float>::epsilon());
+  const Tolerance f64 = rounding_tolerance(c, std::numeric_limits<double>::epsilon());
+  return {.name = label_of(c),
+          .inputs = [c](DType dt) { return operands(c, dt); },
+          .op = [c](const std::vector<Tensor>& v) { return run_gemm(c, v); },
+          .oracle = [c](const std::vector<Tensor>& in, const Tensor&) { return naive_gemm(c, in); },
+          .oracle_f32 = f32,
+          .oracle_f64 = f64,
+          .gradcheck = false,  // a kernel, not an op with a backward
+          // Each device is within the rounding bound of the exact result, so within twice it of the CPU.
+          .parity_f32 = {2 * f32.atol, 2 * f32.rtol},
+          .parity_f64 = {2 * f64.atol, 2 * f64.rtol}};
 }
 
 const std::pair<double, double> kAlphaBeta[] = {{1.0, 0.0}, {1.0, 1.0}, {-1.5, 0.25}, {0.5, 0.0}, {2.0, -1.0}};
 
-template <class T>
-void check_sizes(const Impl& impl, const std::vector<std::array<int64_t, 3>>& sizes) {
+void add_sizes(std::vector<OpCase>& cases, const std::vector<std::array<int64_t, 3>>& sizes) {
   uint32_t seed = 1;
   for (const auto& [m, n, k] : sizes)
     for (int t = 0; t < 4; ++t) {
       const auto [alpha, beta] = kAlphaBeta[seed % 5];
-      Case c{bool(t & 1), bool(t & 2), m, n, k, alpha, beta, int64_t(seed % 3 == 0 ? 0 : 3)};
-      check_case<T>(impl, c, seed++);
+      cases.push_back(op_case({.trans_a = bool(t & 1), .trans_b = bool(t & 2), .m = m, .n = n, .k = k,
+                               .alpha = alpha, .beta = beta, .pad = int64_t(seed % 3 == 0 ? 0 : 3), .seed = seed}));
+      ++seed;
     }
 }
 
@@ -114,39 +163,89 @@ std::vector<std::array<int64_t, 3>> small_sizes() {
 // Larger mixes crossing the cache blocks (MC = 144 f32 / 72 f64, KC = 256, NC = 4080) and the
 // multi-threaded path.
 const std::vector<std::array<int64_t, 3>> kLargeSizes = {
-    {65, 127, 257}, {257, 65, 127}, {127, 257, 65}, {257, 257, 257}, {1, 257, 127}, {257, 1, 65},
-    {33, 65, 600},  {7, 4100, 13},  {300, 17, 5},   {64, 200, 27}};
+    {65, 127, 257}, {257, 65, 127}, {127, 257, 65}, {257, 257, 257}, {1, 257, 127},
+    {257, 1, 65},   {33, 65, 600},  {7, 4100, 13},  {300, 17, 5},    {64, 200, 27}};
+
+// Sizes of ResNet's classifier and beyond, for the devices only: the naive loop over them takes seconds.
+const std::vector<std::array<int64_t, 3>> kDeviceSizes = {{512, 512, 512}, {256, 1000, 512}};
+
+// beta = 0 over a NaN-filled C, k = 0 and alpha = 0 (C = beta·C without reading A or B, here NaN), empty C.
+std::vector<GemmCase> edge_cases() {
+  std::vector<GemmCase> cases;
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      auto add = [&](GemmCase c) {
+        c.trans_a = ta;
+        c.trans_b = tb;
+        cases.push_back(c);
+      };
+      add({.m = 65, .n = 33, .k = 129, .alpha = 1.0, .beta = 0.0, .pad = 2, .seed = 100});  // NaN-filled C
+      add({.m = 65, .n = 33, .k = 129, .alpha = 0.75, .beta = 0.0, .pad = 0, .seed = 101});
+      add({.m = 5, .n = 7, .k = 0, .alpha = 1.0, .beta = 0.0, .pad = 1, .seed = 102});   // k = 0: zeros over NaN
+      add({.m = 5, .n = 7, .k = 0, .alpha = 1.0, .beta = 0.5, .pad = 1, .seed = 103});   // k = 0: C = beta·C
+      add({.m = 5, .n = 7, .k = 0, .alpha = 1.0, .beta = -2.0, .pad = 0, .seed = 104});  // k = 0, contiguous C
+      add({.m = 9, .n = 20, .k = 11, .alpha = 0.0, .beta = 2.0, .pad = 0, .seed = 105});  // alpha = 0: C = beta·C
+      add({.m = 9, .n = 20, .k = 11, .alpha = 0.0, .beta = 2.0, .pad = 0, .nan_operands = true, .seed = 106});
+      add({.m = 9, .n = 20, .k = 11, .alpha = 0.0, .beta = 0.0, .pad = 3, .nan_operands = true, .seed = 107});
+      add({.m = 9, .n = 20, .k = 11, .alpha = 0.0, .beta = 1.0, .pad = 3, .nan_operands = true, .seed = 108});
+      add({.m = 1, .n = 1, .k = 1, .alpha = 1.0, .beta = 0.0, .pad = 0, .seed = 109});
+      add({.m = 0, .n = 7, .k = 5, .alpha = 1.0, .beta = 0.0, .pad = 0, .seed = 110});  // m = 0: nothing to do
+      add({.m = 7, .n = 0, .k = 5, .alpha = 1.0, .beta = 1.0, .pad = 0, .seed = 111});  // n = 0
+    }
+  return cases;
+}
+
+std::vector<OpCase> gemm_cases() {
+  std::vector<OpCase> cases;
+  add_sizes(cases, small_sizes());
+  add_sizes(cases, kLargeSizes);
+  for (const GemmCase& c : edge_cases()) cases.push_back(op_case(c));
+  return cases;
+}
+
+// Runs `body(name)` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built),
+// putting the registered one back when the body ends, a failed REQUIRE (an exception) included.
+template <class Body>
+void with_each_gemm(Body&& body) {
+  struct RestoreGemm {
+    GemmFn* registered = kernels().gemm.cpu;
+    ~RestoreGemm() { kernels().gemm.cpu = registered; }
+  } restore;
+  std::vector<std::pair<const char*, GemmFn*>> gemms = {{"ours", cpu::gemm_ours}};
+#if defined(SCPN_HAVE_OPENBLAS)
+  gemms.push_back({"openblas", cpu::gemm_openblas});
+#endif
+  for (const auto& [name, fn] : gemms) {
+    kernels().gemm.cpu = fn;
+    CAPTURE(name);
+    body(name);
+  }
+}
 
 }  // namespace
 
-TEST_CASE("gemm: small odd sizes, all transposes, alpha/beta, padded leading dimensions") {
-  for (const Impl& impl : implementations()) {
-    check_sizes<float>(impl, small_sizes());
-    check_sizes<double>(impl, small_sizes());
-  }
+TEST_CASE("gemm: op harness") {
+  with_each_gemm([](const char* name) { test::run_op_cases(cat("gemm (", name, ")"), gemm_cases()); });
 }
 
-TEST_CASE("gemm: sizes across the cache blocks and threads") {
-  for (const Impl& impl : implementations()) {
-    check_sizes<float>(impl, kLargeSizes);
-    check_sizes<double>(impl, kLargeSizes);
-  }
-}
-
-TEST_CASE("gemm: beta = 0 overwrites NaN, k = 0 and alpha = 0 scale C, empty outputs") {
-  for (const Impl& impl : implementations()) {
-    for (bool ta : {false, true})
-      for (bool tb : {false, true}) {
-        check_case<float>(impl, {ta, tb, 65, 33, 129, 1.0, 0.0, 2}, 100);  // NaN-filled C, beta = 0
-        check_case<double>(impl, {ta, tb, 65, 33, 129, 0.75, 0.0, 0}, 101);
-        check_case<float>(impl, {ta, tb, 5, 7, 0, 1.0, 0.0, 1}, 102);   // k = 0, beta = 0: zeros over NaN
-        check_case<double>(impl, {ta, tb, 5, 7, 0, 1.0, 0.5, 1}, 103);  // k = 0: C = beta·C
-        check_case<float>(impl, {ta, tb, 9, 20, 11, 0.0, 2.0, 0}, 104);  // alpha = 0: C = beta·C
-        check_case<double>(impl, {ta, tb, 1, 1, 1, 1.0, 0.0, 0}, 105);
-        check_case<double>(impl, {ta, tb, 0, 7, 5, 1.0, 0.0, 0}, 106);   // m = 0: nothing to do
-        check_case<float>(impl, {ta, tb, 7, 0, 5, 1.0, 1.0, 0}, 107);    // n = 0
-      }
-  }
+// The device's GEMM against the naive loop itself (the harness compares devices with the CPU only).
+TEST_CASE("gpu: gemm on CUDA matches the double-precision loop (parity mode)") {
+  SCPN_REQUIRE_CUDA();
+  ParityModeScope parity_mode;
+  const Device gpu = cuda_device(0);
+  std::vector<OpCase> cases = gemm_cases();
+  add_sizes(cases, kDeviceSizes);
+  for (const OpCase& c : cases)
+    for (DType dt : c.dtypes) {
+      CAPTURE(c.name);
+      CAPTURE(dtype_name(dt));
+      const std::vector<Tensor> in = c.inputs(dt);
+      std::vector<Tensor> on_gpu;
+      for (const Tensor& t : in) on_gpu.push_back(t.to(gpu));
+      const Tensor out = c.op(on_gpu);
+      const Tolerance& tol = c.oracle_tolerance(dt);
+      CHECK_CLOSE(out.to_vector(), c.oracle(in, Tensor()).out, tol.atol, tol.rtol);
+    }
 }
 
 TEST_CASE("gemm: bad dtype names the kernel") {

@@ -1,6 +1,5 @@
-// CPU GEMM through OpenBLAS (contract: kernels/gemm.h): row-major cblas_sgemm / cblas_dgemm. Compiled
-// only when the build finds OpenBLAS (CMake defines SCPN_HAVE_OPENBLAS); tests/ops/test_gemm.cpp checks
-// it against the same naive reference as our own kernel, and tools/bench_gemm compares their speed.
+// CPU GEMM through OpenBLAS (contract: kernels/gemm.h): row-major cblas_sgemm / cblas_dgemm, compiled only
+// when the build finds OpenBLAS.
 #include <cblas.h>
 
 #include "kernels/cpu/dtype_switch.h"
@@ -17,6 +16,15 @@ void gemm_openblas(const ExecContext&, DType t, const GemmArgs& g) {
   const CBLAS_TRANSPOSE tb = g.trans_b ? CblasTrans : CblasNoTrans;
   with_float_type(t, "gemm", [&](auto zero) {
     using T = decltype(zero);
+    // The contract says alpha = 0 or k = 0 must not read A or B (a NaN there stays out of C); OpenBLAS
+    // reads them, so C = beta·C is done here (beta = 0 overwrites, NaN in C included).
+    if (g.alpha == 0.0 || g.k == 0) {
+      for (int64_t i = 0; i < g.m; ++i) {
+        T* row = static_cast<T*>(g.c) + i * g.ldc;
+        for (int64_t j = 0; j < g.n; ++j) row[j] = g.beta == 0.0 ? T(0) : T(g.beta) * row[j];
+      }
+      return;
+    }
     if constexpr (sizeof(T) == sizeof(float)) {
       cblas_sgemm(CblasRowMajor, ta, tb, blasint(g.m), blasint(g.n), blasint(g.k), float(g.alpha),
                   static_cast<const float*>(g.a), ld(g.lda), static_cast<const float*>(g.b), ld(g.ldb),

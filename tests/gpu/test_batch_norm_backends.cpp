@@ -1,9 +1,6 @@
-// CUDA vs CPU parity of batch norm, for both CUDA implementations: ours (kernels/cuda/batch_norm.cu) and
-// cuDNN's (kernels/cudnn/batch_norm.cpp), called directly through the kernel signature against the CPU slot —
-// training and eval forward (y, saved statistics, running statistics), backward in both modes with every
-// subset of gradients, weight/bias/running statistics present or null, 1-D and 2-D, odd sizes, batch 1,
-// shapes spanning several reduction chunks, f32 and f64 — then the batch_norm op with whichever
-// implementation the dispatch table holds, and bitwise repeatability of ours.
+// CUDA batch norm's two implementations, ours (kernels/cuda/batch_norm.cu) and cuDNN's, called directly against
+// the CPU kernels (train/eval forward, backward with every subset of gradients, null arguments, 1-D and 2-D, odd
+// sizes, many reduction chunks, f32 and f64), and ours bitwise repeatable. The op: tests/ops/test_batch_norm.cpp.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -208,8 +205,6 @@ void check_implementation(const Impl& impl, uint64_t seed) {
   }
 }
 
-bool registered_is_ours() { return kernels().batch_norm_forward_train.cuda == kOurs.train; }
-
 }  // namespace
 
 TEST_CASE("our CUDA batch norm matches the CPU kernels (train/eval forward, backward, null arguments)") {
@@ -220,46 +215,6 @@ TEST_CASE("our CUDA batch norm matches the CPU kernels (train/eval forward, back
 TEST_CASE("cuDNN batch norm matches the CPU kernels (train/eval forward, backward, null arguments)") {
   SCPN_REQUIRE_CUDA();
   check_implementation(kCudnn, 4100);
-}
-
-TEST_CASE("batch_norm op on CUDA matches the CPU with the registered implementation") {
-  SCPN_REQUIRE_CUDA();
-  const Impl& impl = registered_is_ours() ? kOurs : kCudnn;
-  MESSAGE("registered CUDA batch norm: " << impl.name);
-  uint64_t seed = 4200;
-  for (DType dt : {DType::f32, DType::f64}) {
-    for (const Shape& shape : kShapes) {
-      const Problem p = make_problem(shape, dt, ++seed);
-      for (bool training : {true, false}) {
-        for (bool affine : {true, false}) {
-          for (bool running : {true, false}) {
-            if (!training && !running) continue;  // eval needs the running statistics
-            // Only present tensors travel to the devices; the lambda knows which they are.
-            std::vector<Tensor> inputs{p.x.clone().requires_grad_()};
-            if (affine) {
-              inputs.push_back(p.weight.clone().requires_grad_());
-              inputs.push_back(p.bias.clone().requires_grad_());
-            }
-            if (running) {
-              inputs.push_back(p.running_mean.clone());
-              inputs.push_back(p.running_var.clone());
-            }
-            const BatchNormOptions options{.training = training, .momentum = p.momentum, .eps = p.eps};
-            auto f = [&](const std::vector<Tensor>& v) {
-              const size_t r = affine ? 3 : 1;
-              return batch_norm(v[0], affine ? v[1] : Tensor(), affine ? v[2] : Tensor(),
-                                running ? v[r] : Tensor(), running ? v[r + 1] : Tensor(), options);
-            };
-            const Tolerance out_tol = value_tolerance(impl, dt);
-            const Tolerance grad_tol = sum_tolerance(impl, dt, p.s.per_channel());
-            CHECK_PARITY(cat("batch_norm ", label(impl, p), training ? " train" : " eval", affine ? " affine" : "",
-                             running ? " running" : ""),
-                         f, inputs, out_tol, grad_tol);
-          }
-        }
-      }
-    }
-  }
 }
 
 TEST_CASE("our CUDA batch norm is bitwise repeatable") {
