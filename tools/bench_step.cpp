@@ -1,8 +1,6 @@
 // Per-phase timing of the SCPN training step (each subnetwork's forward and backward, the parent's, the
 // integration, the optimizer) and images/s, on random data with the model of a train_scpn config.
-// usage: bench_step [--steps N] [KEY=VALUE ...]   (train_scpn's keys: model.*, train.batch_size, data.image_size,
-// device …). On a GPU each step ends with a device synchronisation, so the total covers the device's work;
-// a phase's figure is the host's view of it (launch time, plus waiting where the step reads a value back).
+// Usage: bench_step [--steps N] [KEY=VALUE ...]   (train_scpn's keys: model.*, train.batch_size, device, …)
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -25,13 +23,13 @@ int main(int argc, char** argv) try {
     else overrides.push_back(a);
   }
   train::TrainConfig cfg = train::parse_config("", overrides);
-  models::ResNetConfig mc = models::ResNetConfig::named(cfg.arch);
-  mc.stem = models::parse_stem(cfg.stem);
+  models::ResNetConfig mc = models::ResNetConfig::named(train::to_string(cfg.arch));
+  mc.stem = cfg.stem;
   mc.in_channels = 1;
   mc.base_width = cfg.base_width;
   mc.feature_dim = cfg.feature_dim;
   mc.num_classes = 10;
-  mc.granularity = models::parse_granularity(cfg.granularity);
+  mc.granularity = cfg.granularity;
   mc.bn_capacities = cfg.capacities;
   Generator gen(cfg.seed);
   models::ResNet model(mc, gen);
@@ -39,8 +37,8 @@ int main(int argc, char** argv) try {
   model.to(device);  // before the optimizer, which keeps handles to the parameters
   SGD opt(model.parameters(), cfg.lr, SgdOptions{.momentum = 0.9, .weight_decay = 5e-4});
   train::StepOptions so;
-  so.mode = cfg.mode == "scpn" ? train::TrainMode::scpn : cfg.mode == "sum" ? train::TrainMode::sum : train::TrainMode::parent;
-  so.capacities = cfg.mode == "parent" ? std::vector<double>{} : cfg.capacities;
+  so.mode = cfg.mode;
+  so.capacities = cfg.mode == train::TrainMode::parent ? std::vector<double>{} : cfg.capacities;
   train::ScpnStep step(model, opt, so, cfg.seed);
   Tensor x = normal({cfg.batch_size, 1, cfg.image_size, cfg.image_size}, 0, 1, gen).to(device);
   std::vector<double> labels;
@@ -50,6 +48,8 @@ int main(int argc, char** argv) try {
   step.run(x, y, 0);  // warm-up (on a GPU: the convolution algorithm searches, the memory cache filling)
   synchronize(device);
   train::StepTimings sum;
+  // On a GPU each step ends with a device synchronisation, so the total covers the device's work; a phase's
+  // figure is the host's view of it (launch time, plus waiting where the step reads a value back).
   for (int64_t s = 1; s <= steps; ++s) {
     const auto t0 = std::chrono::steady_clock::now();
     train::StepTimings t = step.run(x, y, s).timings;
@@ -70,7 +70,7 @@ int main(int argc, char** argv) try {
     sum.total_ms += t.total_ms / double(steps);
   }
   std::printf("bench_step: %s base_width %lld, %s granularity, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps on %s\n",
-              cfg.arch.c_str(), (long long)cfg.base_width, cfg.granularity.c_str(), cfg.mode.c_str(),
+              train::to_string(cfg.arch), (long long)cfg.base_width, models::to_string(cfg.granularity), train::to_string(cfg.mode),
               (long long)cfg.batch_size, (long long)cfg.image_size, (long long)cfg.image_size,
               (long long)model.parameter_count(), (long long)steps, device.str().c_str());
   std::printf("%-24s %10s %10s\n", "phase", "forward ms", "backward ms");

@@ -1,7 +1,8 @@
 // eval: evaluates a trained SCPN network at a list of capacities — trained or not — and writes a report
 // folder people can look at: the compatibility matrix, self-test and cross-test curves against capacity
 // and MACs, the table, and an HTML page with the run's config (SCPN_METHOD.md §5–§6). The work is
-// train/eval/sweep (tested by tests/train/test_prune.cpp); this file parses the arguments.
+// train/eval/sweep and train/report/sweep_report (tested by tests/train/test_prune.cpp); this file parses
+// the arguments.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -10,6 +11,7 @@
 #include "models/checkpoint.h"
 #include "train/eval/model_source.h"
 #include "train/eval/sweep.h"
+#include "train/report/sweep_report.h"
 #include "tools/cli_args.h"
 
 using namespace scpn;

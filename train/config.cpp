@@ -1,14 +1,17 @@
-// The configuration table: one entry per key. Adding a key = a member in TrainConfig + one line here.
+// The configuration table: one entry per key. Adding a key = a member in TrainConfig + one line here (and,
+// for a new enumerated type, its spellings).
 #include "train/config.h"
 
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <initializer_list>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "engine/devices.h"
-#include "kernels/common/error.h"
+#include "engine/error.h"
 
 namespace scpn::train {
 
@@ -53,34 +56,129 @@ bool has_type(const json& j) {
   return false;
 }
 
-// check(value) returns "" when the value is allowed, else what is wrong ("must be > 0").
-template <class T>
-Entry field(std::string key, T TrainConfig::*member, std::string doc, std::function<std::string(const T&)> check = {}) {
+// The spelling of every value of an enumerated key, in the order error messages list them. The models'
+// enums keep the spellings models/config.cpp gives them, so a config and a checkpoint's model config agree.
+template <class E>
+using Spellings = std::vector<std::pair<E, const char*>>;
+
+template <class E>
+Spellings<E> spelled_by_models(std::initializer_list<E> values) {
+  Spellings<E> s;
+  for (E v : values) s.emplace_back(v, models::to_string(v));
+  return s;
+}
+
+template <class E> const Spellings<E>& spellings();
+template <> const Spellings<Arch>& spellings() {
+  static const Spellings<Arch> s = {{Arch::resnet18, "resnet18"}, {Arch::resnet34, "resnet34"}, {Arch::resnet50, "resnet50"}};
+  return s;
+}
+template <> const Spellings<models::Stem>& spellings() {
+  static const auto s = spelled_by_models({models::Stem::small, models::Stem::imagenet, models::Stem::imagenet_nopool});
+  return s;
+}
+template <> const Spellings<models::Granularity>& spellings() {
+  static const auto s = spelled_by_models({models::Granularity::weight, models::Granularity::channel});
+  return s;
+}
+template <> const Spellings<DatasetKind>& spellings() {
+  static const Spellings<DatasetKind> s = {{DatasetKind::fashion_mnist, "fashion_mnist"},
+                                           {DatasetKind::image_folder, "image_folder"},
+                                           {DatasetKind::inshop, "inshop"},
+                                           {DatasetKind::gldv2, "gldv2"}};
+  return s;
+}
+template <> const Spellings<data::BadImagePolicy>& spellings() {
+  static const Spellings<data::BadImagePolicy> s = {{data::BadImagePolicy::fail, "fail"}, {data::BadImagePolicy::skip, "skip"}};
+  return s;
+}
+template <> const Spellings<TrainMode>& spellings() {
+  static const Spellings<TrainMode> s = {{TrainMode::scpn, "scpn"}, {TrainMode::sum, "sum"}, {TrainMode::parent, "parent"}};
+  return s;
+}
+template <> const Spellings<models::BnStatsMode>& spellings() {
+  static const Spellings<models::BnStatsMode> s = {{models::BnStatsMode::own, "own"}, {models::BnStatsMode::parent, "parent"}};
+  return s;
+}
+template <> const Spellings<LrSchedule>& spellings() {
+  static const Spellings<LrSchedule> s = {{LrSchedule::multistep, "multistep"}, {LrSchedule::cosine, "cosine"}};
+  return s;
+}
+template <> const Spellings<ConflictSemantics>& spellings() {
+  static const Spellings<ConflictSemantics> s = {{ConflictSemantics::last, "last"}, {ConflictSemantics::chain, "chain"}};
+  return s;
+}
+template <> const Spellings<TaskWeighting>& spellings() {
+  static const Spellings<TaskWeighting> s = {{TaskWeighting::cosine, "cosine"}, {TaskWeighting::none, "none"}};
+  return s;
+}
+template <> const Spellings<IntegrationGranularity>& spellings() {
+  static const Spellings<IntegrationGranularity> s = {{IntegrationGranularity::filter, "filter"},
+                                                      {IntegrationGranularity::tensor, "tensor"}};
+  return s;
+}
+
+template <class E>
+const char* spelling(E value) {
+  for (auto& [v, name] : spellings<E>()) if (v == value) return name;
+  throw Error("config: an enumerated value without a spelling");
+}
+
+// `ref(config)` is the key's member, for a const and for a mutable config alike; check(value) returns ""
+// when the value is allowed, else what is wrong ("must be > 0").
+template <class T, class Ref>
+Entry field_at(std::string key, Ref ref, std::string doc, std::function<std::string(const T&)> check = {}) {
   Entry e;
   e.key = key;
   e.type = type_name<T>();
   e.doc = std::move(doc);
-  e.set = [key, member, check](TrainConfig& c, const json& j) {
+  e.set = [key, ref, check](TrainConfig& c, const json& j) {
     if (!has_type<T>(j)) throw Error(cat(key, ": expected a ", type_name<T>(), ", got ", j.dump()));
     T v = j.get<T>();
     if (check) {
       std::string problem = check(v);
       if (!problem.empty()) throw Error(cat(key, ": ", j.dump(), " ", problem));
     }
-    c.*member = v;
+    ref(c) = v;
   };
-  e.get = [member](const TrainConfig& c) { return json(c.*member); };
+  e.get = [ref](const TrainConfig& c) { return json(ref(c)); };
   return e;
 }
 
-std::function<std::string(const std::string&)> one_of(std::vector<std::string> allowed) {
-  return [allowed](const std::string& v) {
-    for (auto& a : allowed) if (v == a) return std::string();
-    std::string list;
-    for (auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    return "is not one of " + list;
-  };
+template <class T>
+Entry field(std::string key, T TrainConfig::*member, std::string doc, std::function<std::string(const T&)> check = {}) {
+  return field_at<T>(std::move(key), [member](auto& c) -> auto& { return c.*member; }, std::move(doc), std::move(check));
 }
+
+// A key whose JSON value is one of the spellings of E; it is stored as the enum.
+template <class E, class Ref>
+Entry choice_at(std::string key, Ref ref, std::string doc) {
+  Entry e;
+  e.key = key;
+  e.type = type_name<std::string>();
+  e.doc = std::move(doc);
+  e.set = [key, ref](TrainConfig& c, const json& j) {
+    if (!j.is_string()) throw Error(cat(key, ": expected a ", type_name<std::string>(), ", got ", j.dump()));
+    const std::string text = j.get<std::string>();
+    std::string list;
+    for (auto& [value, name] : spellings<E>()) {
+      if (text == name) {
+        ref(c) = value;
+        return;
+      }
+      list += cat(list.empty() ? "" : ", ", name);
+    }
+    throw Error(cat(key, ": ", j.dump(), " is not one of ", list));
+  };
+  e.get = [ref](const TrainConfig& c) { return json(spelling<E>(ref(c))); };
+  return e;
+}
+
+template <class E>
+Entry choice(std::string key, E TrainConfig::*member, std::string doc) {
+  return choice_at<E>(std::move(key), [member](auto& c) -> auto& { return c.*member; }, std::move(doc));
+}
+
 template <class T>
 std::function<std::string(const T&)> at_least(T lo) {
   return [lo](const T& v) { return v >= lo ? std::string() : cat("must be >= ", lo); };
@@ -103,23 +201,19 @@ std::function<std::string(const std::vector<double>&)> capacity_list(bool allow_
 
 const std::vector<Entry>& table() {
   static const std::vector<Entry> entries = {
-      field("model.arch", &TrainConfig::arch, "backbone: resnet18, resnet34 or resnet50",
-            one_of({"resnet18", "resnet34", "resnet50"})),
-      field("model.stem", &TrainConfig::stem,
-            "stem: small (3x3/1, for 28-64 px), imagenet (7x7/2 + max-pool), imagenet_nopool (the paper's)",
-            one_of({"small", "imagenet", "imagenet_nopool"})),
+      choice("model.arch", &TrainConfig::arch, "backbone: resnet18, resnet34 or resnet50"),
+      choice("model.stem", &TrainConfig::stem,
+             "stem: small (3x3/1, for 28-64 px), imagenet (7x7/2 + max-pool), imagenet_nopool (the paper's)"),
       field("model.base_width", &TrainConfig::base_width, "channels of the first stage (64 in the standard ResNets)",
             at_least<int64_t>(1)),
       field("model.feature_dim", &TrainConfig::feature_dim, "D, the retrieval feature (projector output)", at_least<int64_t>(1)),
-      field("model.granularity", &TrainConfig::granularity,
-            "mask granularity: weight (one score per weight, the paper's) or channel (one per filter inside blocks)",
-            one_of({"weight", "channel"})),
-      field("data.dataset", &TrainConfig::dataset,
-            "fashion_mnist (IDX .gz files in data.root), image_folder (data.root/{train,test}/<class>/*.jpg|png) or "
-            "inshop (DeepFashion In-shop: list_eval_partition.txt's train split trains, its query split is ranked "
-            "against its gallery split) or gldv2 (data.root/train.csv and data.root/x/y/z/<id>.jpg: the landmarks of "
-            "data.held_out_classes are kept out of training, their images query each other)",
-            one_of({"fashion_mnist", "image_folder", "inshop", "gldv2"})),
+      choice("model.granularity", &TrainConfig::granularity,
+             "mask granularity: weight (one score per weight, the paper's) or channel (one per filter inside blocks)"),
+      choice("data.dataset", &TrainConfig::dataset,
+             "fashion_mnist (IDX .gz files in data.root), image_folder (data.root/{train,test}/<class>/*.jpg|png) or "
+             "inshop (DeepFashion In-shop: list_eval_partition.txt's train split trains, its query split is ranked "
+             "against its gallery split) or gldv2 (data.root/train.csv and data.root/x/y/z/<id>.jpg: the landmarks of "
+             "data.held_out_classes are kept out of training, their images query each other)"),
       field("data.root", &TrainConfig::data_root, "where the dataset lives"),
       field("data.train_limit", &TrainConfig::train_limit, "fashion_mnist: use the first N training images (0 = all); image datasets always use all theirs", at_least<int64_t>(0)),
       field("data.test_limit", &TrainConfig::test_limit, "fashion_mnist: use the first N test images for evaluation (0 = all); image datasets always use all theirs",
@@ -130,20 +224,18 @@ const std::vector<Entry>& table() {
       field("data.image_size", &TrainConfig::image_size, "side of the (square) network input in pixels", at_least<int64_t>(8)),
       field("data.augment", &TrainConfig::augment, "training augmentation (random crop with padding / resized crop, flip)"),
       field("data.workers", &TrainConfig::workers, "loader threads", at_least<int64_t>(1)),
-      field("data.bad_images", &TrainConfig::bad_images, "corrupt or missing image: fail (stop) or skip (count, up to data.max_skipped)",
-            one_of({"fail", "skip"})),
+      choice("data.bad_images", &TrainConfig::bad_images,
+             "corrupt or missing image: fail (stop) or skip (count, up to data.max_skipped)"),
       field("data.max_skipped", &TrainConfig::max_skipped, "with data.bad_images=skip, stop after this many", at_least<int64_t>(0)),
-      field("train.mode", &TrainConfig::mode,
-            "scpn (conflict-aware integration), sum (one backward of the summed losses, BCT-S), parent (dense only)",
-            one_of({"scpn", "sum", "parent"})),
+      choice("train.mode", &TrainConfig::mode,
+             "scpn (conflict-aware integration), sum (one backward of the summed losses, BCT-S), parent (dense only)"),
       field("train.capacities", &TrainConfig::capacities, "capacities trained with the parent, in step order",
             capacity_list(false, true)),
       field("train.extra_random_capacities", &TrainConfig::extra_random_capacities,
             "additional capacities drawn uniformly from (0.1, 1) each step (no BN statistics of their own)",
             at_least<int64_t>(0)),
-      field("train.bn_stats", &TrainConfig::bn_stats,
-            "own: each trained capacity keeps its BN running statistics (ours); parent: the reference's behaviour",
-            one_of({"own", "parent"})),
+      choice("train.bn_stats", &TrainConfig::bn_stats,
+             "own: each trained capacity keeps its BN running statistics (ours); parent: the reference's behaviour"),
       field("train.epochs", &TrainConfig::epochs, "epochs over the training set", at_least<int64_t>(1)),
       field("train.steps", &TrainConfig::steps, "stop after N steps (0 = run all epochs)", at_least<int64_t>(0)),
       field("train.batch_size", &TrainConfig::batch_size, "images per step", at_least<int64_t>(2)),
@@ -151,8 +243,8 @@ const std::vector<Entry>& table() {
       field("train.momentum", &TrainConfig::momentum, "SGD momentum", in_range(0, 1)),
       field("train.weight_decay", &TrainConfig::weight_decay,
             "weight decay on everything except the projector's and classifier's biases", at_least<double>(0)),
-      field("train.schedule", &TrainConfig::schedule, "multistep (×lr_gamma at milestones, per epoch) or cosine (per step)",
-            one_of({"multistep", "cosine"})),
+      choice("train.schedule", &TrainConfig::schedule,
+             "multistep (×lr_gamma at milestones, per epoch) or cosine (per step)"),
       field("train.milestones", &TrainConfig::milestones, "multistep: epochs at which the lr is multiplied by lr_gamma"),
       field("train.lr_gamma", &TrainConfig::lr_gamma, "multistep factor", in_range(0, 1)),
       field("train.warmup_steps", &TrainConfig::warmup_steps, "cosine: linear warm-up steps", at_least<int64_t>(0)),
@@ -161,15 +253,18 @@ const std::vector<Entry>& table() {
       field("train.clip_norm", &TrainConfig::clip_norm, "clip the integrated gradients to this global norm", at_least<double>(0)),
       field("train.label_smoothing", &TrainConfig::label_smoothing, "cross-entropy label smoothing", in_range(0, 1)),
       field("train.seed", &TrainConfig::seed, "seed of every random stream (init, data order, augmentation, integration order)"),
-      field("integration.semantics", &TrainConfig::integration,
-            "last: project each g_i from the original, the last conflicting partner decides (reference); chain: PCGrad",
-            one_of({"last", "chain"})),
-      field("integration.weighting", &TrainConfig::weighting, "cosine: ((1 + cos(h_i, g_i))/2)^gamma weights; none: equal",
-            one_of({"cosine", "none"})),
-      field("integration.gamma", &TrainConfig::integration_gamma, "exponent of the cosine weights", at_least<double>(0)),
-      field("integration.granularity", &TrainConfig::integration_granularity,
-            "filter: rows of 4-D tensors are output filters; tensor: one row per tensor", one_of({"filter", "tensor"})),
-      field("integration.fixed_order", &TrainConfig::fixed_order, "use task order 0..K-1 instead of a seeded random order"),
+      choice_at<ConflictSemantics>(
+          "integration.semantics", [](auto& c) -> auto& { return c.integration.semantics; },
+          "last: project each g_i from the original, the last conflicting partner decides (reference); chain: PCGrad"),
+      choice_at<TaskWeighting>("integration.weighting", [](auto& c) -> auto& { return c.integration.weighting; },
+                               "cosine: ((1 + cos(h_i, g_i))/2)^gamma weights; none: equal"),
+      field_at<double>("integration.gamma", [](auto& c) -> auto& { return c.integration.gamma; },
+                       "exponent of the cosine weights", at_least<double>(0)),
+      choice_at<IntegrationGranularity>("integration.granularity",
+                                        [](auto& c) -> auto& { return c.integration.granularity; },
+                                        "filter: rows of 4-D tensors are output filters; tensor: one row per tensor"),
+      field_at<bool>("integration.fixed_order", [](auto& c) -> auto& { return c.integration.fixed_order; },
+                     "use task order 0..K-1 instead of a seeded random order"),
       field("eval.capacities", &TrainConfig::eval_capacities,
             "capacities evaluated at the end (untrained ones get BN statistics re-estimated)", capacity_list(true, false)),
       field("eval.bn_reestimate_batches", &TrainConfig::bn_reestimate_batches,
@@ -210,7 +305,7 @@ void check_consistency(const TrainConfig& c) {
     SCPN_CHECK(c.milestones[i] > c.milestones[i - 1], "train.milestones: must be strictly increasing");
   for (int64_t k : c.recall_k) SCPN_CHECK(k >= 1, "eval.recall_k: ", k, " must be >= 1");
   check_device_name(c.device, "device");
-  if (c.mode == "parent")
+  if (c.mode == TrainMode::parent)
     SCPN_CHECK(c.extra_random_capacities == 0, "train.extra_random_capacities: only for modes scpn and sum");
 }
 
@@ -259,6 +354,11 @@ TrainConfig parse_config(const std::string& config_file, const std::vector<std::
   }
   return config_from_json(merged, overrides.empty() ? (config_file.empty() ? "defaults" : config_file) : "command line");
 }
+
+const char* to_string(Arch v) { return spelling(v); }
+const char* to_string(DatasetKind v) { return spelling(v); }
+const char* to_string(LrSchedule v) { return spelling(v); }
+const char* to_string(TrainMode v) { return spelling(v); }
 
 json TrainConfig::to_json() const {
   json j = json::object();

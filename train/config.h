@@ -9,17 +9,34 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/ops/grad_integration.h"
+#include "models/config.h"
+#include "models/prunable.h"
+#include "train/data/loader.h"
+#include "train/scpn/step.h"
+
 namespace scpn::train {
+
+// The enumerated choices that have no type elsewhere. Their spellings, the ones config files use, live
+// in train/config.cpp's table alone; to_string gives them back.
+enum class Arch { resnet18, resnet34, resnet50 };  // the names models::ResNetConfig::named takes
+enum class DatasetKind { fashion_mnist, image_folder, inshop, gldv2 };
+enum class LrSchedule { multistep, cosine };  // stepped per epoch | per step
+
+const char* to_string(Arch);
+const char* to_string(DatasetKind);
+const char* to_string(LrSchedule);
+const char* to_string(TrainMode);
 
 struct TrainConfig {
   // model
-  std::string arch = "resnet18";
-  std::string stem = "small";
+  Arch arch = Arch::resnet18;
+  models::Stem stem = models::Stem::small;
   int64_t base_width = 12;
   int64_t feature_dim = 128;
-  std::string granularity = "weight";
+  models::Granularity granularity = models::Granularity::weight;
   // data
-  std::string dataset = "fashion_mnist";
+  DatasetKind dataset = DatasetKind::fashion_mnist;
   std::string data_root = "/usr/share/datasets/fashion-mnist";
   int64_t train_limit = 4800;  // 0 = all
   int64_t test_limit = 2000;
@@ -27,31 +44,27 @@ struct TrainConfig {
   int64_t image_size = 28;
   bool augment = true;
   int64_t workers = 2;
-  std::string bad_images = "fail";
+  data::BadImagePolicy bad_images = data::BadImagePolicy::fail;
   int64_t max_skipped = 100;
   // training
-  std::string mode = "scpn";  // scpn | sum | parent
+  TrainMode mode = TrainMode::scpn;
   std::vector<double> capacities = {0.8, 0.6, 0.4, 0.2};
   int64_t extra_random_capacities = 0;
-  std::string bn_stats = "own";  // own | parent
+  models::BnStatsMode bn_stats = models::BnStatsMode::own;
   int64_t epochs = 2;
   int64_t steps = 0;  // 0 = epochs × batches per epoch
   int64_t batch_size = 64;
   double lr = 0.1;
   double momentum = 0.9;
   double weight_decay = 5e-4;
-  std::string schedule = "multistep";  // multistep | cosine
+  LrSchedule schedule = LrSchedule::multistep;
   std::vector<int64_t> milestones = {};
   double lr_gamma = 0.1;
   int64_t warmup_steps = 0;
   double task_clip_norm = 100;
   double clip_norm = 100;
   double label_smoothing = 0;
-  std::string integration = "last";     // last | chain
-  std::string weighting = "cosine";     // cosine | none
-  double integration_gamma = 0.5;
-  std::string integration_granularity = "filter";  // filter | tensor
-  bool fixed_order = false;
+  IntegrationOptions integration;  // the integration.* keys; their defaults are IntegrationOptions'
   uint64_t seed = 42;
   // evaluation
   std::vector<double> eval_capacities = {1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 #include "train/trainer.h"
 
 namespace {

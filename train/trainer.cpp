@@ -1,54 +1,25 @@
-// The train_scpn job: setup from the config, the training loop with logging and checkpoints, resume,
-// and the final evaluation.
+// The train_scpn job: setup from the config, the training loop and the final evaluation. What the run
+// reports as it goes is train/run_log, what it keeps on disk train/checkpointer.
 #include "train/trainer.h"
 
-#include <unistd.h>
-
-#include <chrono>
-#include <cmath>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 
-#include "engine/autograd.h"
 #include "engine/devices.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/safetensors.h"
-#include "models/checkpoint.h"
-#include "train/data/loader.h"
 #include "train/atomic_write.h"
+#include "train/checkpointer.h"
+#include "train/data/loader.h"
 #include "train/eval/model_source.h"
 #include "train/experiment_data.h"
+#include "train/run_log.h"
 #include "train/scpn/step.h"
 
 namespace scpn::train {
 
 namespace fs = std::filesystem;
-using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
-
-namespace {
-
-
-std::string format_duration(double seconds) {
-  int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
-// Keys that may differ between a run and its resumption (they change how long or how loudly it runs, not
-// what it computes).
-bool may_change_on_resume(const std::string& key) {
-  return key == "train.steps" || key == "train.epochs" || key == "data.workers" || key.rfind("output.", 0) == 0 ||
-         key.rfind("eval.", 0) == 0 || key == "device";
-}
-
-}  // namespace
 
 struct Trainer::State {
   TrainConfig cfg;
@@ -59,33 +30,27 @@ struct Trainer::State {
   std::unique_ptr<SGD> optimizer;
   std::unique_ptr<LrScheduler> scheduler;
   std::unique_ptr<ScpnStep> step;
+  std::unique_ptr<Checkpointer> checkpointer;
   int64_t steps_per_epoch = 0, total_steps = 0;
-  int64_t global_step = 0, epoch = 0, batch = 0;  // the next step's position
-  double best_accuracy = -1;
-  std::ofstream metrics;
-  bool tty = false;
+  TrainPosition pos;
   Device device;  // where the model, its optimizer state and each batch live; data stays on the host
 
   void setup_model();
-  void save_training_checkpoint(const std::string& path);
-  void resume_from(const std::string& path);
   // The number an epoch is judged by (best.safetensors keeps the best): the parent's test accuracy on one
   // set, its query-to-gallery Recall@1 on a query/gallery split (whose items are not training classes).
   std::pair<std::string, double> epoch_metric();
+  EvalReport evaluate(RunLog& log);
 };
 
-
-
-
 void Trainer::State::setup_model() {
-  models::ResNetConfig mc = models::ResNetConfig::named(cfg.arch);
-  mc.stem = models::parse_stem(cfg.stem);
+  models::ResNetConfig mc = models::ResNetConfig::named(to_string(cfg.arch));
+  mc.stem = cfg.stem;
   mc.in_channels = data->channels;
   mc.base_width = cfg.base_width;
   mc.feature_dim = cfg.feature_dim;
   mc.num_classes = data->train_set->num_classes();
-  mc.granularity = models::parse_granularity(cfg.granularity);
-  if (cfg.bn_stats == "own" && cfg.mode != "parent") mc.bn_capacities = cfg.capacities;
+  mc.granularity = cfg.granularity;
+  if (cfg.bn_stats == models::BnStatsMode::own && cfg.mode != TrainMode::parent) mc.bn_capacities = cfg.capacities;
   Generator init(cfg.seed);
   model = std::make_unique<models::ResNet>(mc, init);
   if (!opt.init_checkpoint.empty()) {
@@ -112,7 +77,7 @@ void Trainer::State::setup_model() {
   SgdOptions no_decay{.momentum = cfg.momentum, .weight_decay = 0};
   optimizer = std::make_unique<SGD>(
       std::vector<SgdGroup>{{model->decay_parameters(), decay, 1.0}, {model->no_decay_parameters(), no_decay, 1.0}}, cfg.lr);
-  if (cfg.schedule == "multistep") {
+  if (cfg.schedule == LrSchedule::multistep) {
     scheduler = std::make_unique<LrScheduler>(*optimizer, MultiStepOptions{cfg.lr, cfg.milestones, cfg.lr_gamma});
   } else {
     CosineWithWarmupOptions c;
@@ -123,67 +88,16 @@ void Trainer::State::setup_model() {
   }
 
   StepOptions so;
-  so.mode = cfg.mode == "scpn" ? TrainMode::scpn : cfg.mode == "sum" ? TrainMode::sum : TrainMode::parent;
-  so.capacities = cfg.mode == "parent" ? std::vector<double>{} : cfg.capacities;
+  so.mode = cfg.mode;
+  so.capacities = cfg.mode == TrainMode::parent ? std::vector<double>{} : cfg.capacities;
   so.extra_random_capacities = cfg.extra_random_capacities;
-  so.bn_stats = cfg.bn_stats == "own" ? models::BnStatsMode::own : models::BnStatsMode::parent;
+  so.bn_stats = cfg.bn_stats;
   so.task_clip_norm = cfg.task_clip_norm;
   so.clip_norm = cfg.clip_norm;
   so.label_smoothing = cfg.label_smoothing;
-  so.integration.semantics = cfg.integration == "last" ? ConflictSemantics::last : ConflictSemantics::chain;
-  so.integration.weighting = cfg.weighting == "cosine" ? TaskWeighting::cosine : TaskWeighting::none;
-  so.integration.gamma = cfg.integration_gamma;
-  so.integration.granularity =
-      cfg.integration_granularity == "filter" ? IntegrationGranularity::filter : IntegrationGranularity::tensor;
-  so.integration.fixed_order = cfg.fixed_order;
+  so.integration = cfg.integration;
   step = std::make_unique<ScpnStep>(*model, *optimizer, so, cfg.seed);
-}
-
-void Trainer::State::save_training_checkpoint(const std::string& path) {
-  std::vector<NamedTensor> tensors;
-  for (auto& [name, t] : model->state()) tensors.push_back({name, t});
-  for (auto& [name, t] : optimizer->state_tensors()) tensors.push_back({"optimizer/" + name, t});
-  SafetensorsMetadata meta;
-  meta["format"] = models::kCheckpointFormat;
-  meta["format_version"] = models::kCheckpointFormatVersion;
-  meta["model_config"] = models::checkpoint_config(*model).to_json().dump();
-  meta["train_config"] = cfg.to_json().dump();
-  meta["optimizer"] = optimizer->state_meta().dump();
-  meta["scheduler"] = scheduler->state().dump();
-  meta["position"] = json{{"step", global_step}, {"epoch", epoch}, {"batch", batch}, {"best_accuracy", best_accuracy}}.dump();
-  save_safetensors(path, tensors, meta);
-}
-
-void Trainer::State::resume_from(const std::string& path) {
-  SafetensorsFile file = read_safetensors(path);
-  auto meta = [&](const char* key) -> json {
-    auto it = file.metadata.find(key);
-    SCPN_CHECK(it != file.metadata.end(), path, ": not a training checkpoint (no '", key, "' metadata)");
-    return json::parse(it->second);
-  };
-  json saved = meta("train_config"), now = cfg.to_json();
-  // A key newer than the checkpoint had its default value in that run.
-  const json defaults = TrainConfig().to_json();
-  for (auto& [key, value] : now.items()) {
-    const json was = saved.contains(key) ? saved.at(key) : defaults.value(key, json());
-    if (!may_change_on_resume(key) && was != value)
-      throw Error(cat(path, ": cannot resume: ", key, " was ", was.dump(), " in the run, now ", value.dump()));
-  }
-  std::map<std::string, Tensor> targets;
-  for (auto& [name, t] : model->state()) targets[name] = t;
-  NamedTensors optim_tensors;
-  for (auto& [name, t] : file.tensors)
-    if (name.rfind("optimizer/", 0) == 0) optim_tensors.emplace_back(name.substr(10), t);
-  LoadIntoOptions lo;
-  lo.allow_extra = true;
-  load_into(file, targets, lo);
-  optimizer->load_state(meta("optimizer"), optim_tensors);
-  scheduler->load_state(meta("scheduler"));
-  json pos = meta("position");
-  global_step = pos.at("step");
-  epoch = pos.at("epoch");
-  batch = pos.at("batch");
-  best_accuracy = pos.at("best_accuracy");
+  checkpointer = std::make_unique<Checkpointer>(cfg, *model, *optimizer, *scheduler);
 }
 
 std::pair<std::string, double> Trainer::State::epoch_metric() {
@@ -196,12 +110,29 @@ std::pair<std::string, double> Trainer::State::epoch_metric() {
   return {"parent_test_recall@1", retrieve(data->test, e, e, ropt).recall[0]};
 }
 
+EvalReport Trainer::State::evaluate(RunLog& log) {
+  EvalOptions eo;
+  eo.capacities = cfg.eval_capacities;
+  if (cfg.mode != TrainMode::parent && cfg.bn_stats == models::BnStatsMode::own) eo.trained_capacities = cfg.capacities;
+  eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
+  eo.parent_bn_too = cfg.eval_parent_bn;
+  eo.recall_k = cfg.recall_k;
+  // Each re-estimated capacity averages training batches 0..N-1, as the eval and prune tools do, so
+  // report.json and `eval --run` agree.
+  EvalReport report = evaluate_model(*model, data->test, eo, restarting_reestimation_batches(*data));
+  json j = report.to_json();
+  j["steps"] = pos.step;
+  j["config"] = cfg.to_json();
+  write_text_atomic(cfg.output_dir + "/report.json", j.dump(2) + "\n");
+  write_text_atomic(cfg.output_dir + "/report.txt", report.table());
+  log.report(report.table());
+  return report;
+}
 
 Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
   s_->cfg = std::move(config);
   s_->opt = std::move(options);
   s_->device = resolve_device(s_->cfg.device, "device");
-  s_->tty = !s_->opt.quiet && ::isatty(STDERR_FILENO);
   s_->data = std::make_unique<ExperimentData>(s_->cfg);
   s_->loader = std::make_unique<data::Loader>(s_->data->train_set, s_->data->train_transforms,
                                               s_->data->loader_options(true, true));
@@ -210,11 +141,7 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
   if (s_->cfg.steps > 0) s_->total_steps = std::min(s_->total_steps, s_->cfg.steps);
   s_->setup_model();
   fs::create_directories(s_->cfg.output_dir);
-  if (s_->opt.resume) {
-    std::string last = last_checkpoint_path(s_->cfg);
-    SCPN_CHECK(fs::exists(last), "--resume: no checkpoint at ", last);
-    s_->resume_from(last);
-  }
+  if (s_->opt.resume) s_->pos = s_->checkpointer->resume();
   s_->data->load_test_set();
 }
 
@@ -222,105 +149,52 @@ Trainer::~Trainer() = default;
 
 const models::ResNet& Trainer::model() const { return *s_->model; }
 
-std::string last_checkpoint_path(const TrainConfig& config) { return config.output_dir + "/last.safetensors"; }
-
 TrainSummary Trainer::run() {
   State& s = *s_;
   const TrainConfig& cfg = s.cfg;
-  write_text_atomic(cfg.output_dir + "/config.json", cfg.to_json().dump(2) + "\n");
-  s.metrics.open(cfg.output_dir + "/metrics.jsonl", s.opt.resume ? std::ios::app : std::ios::trunc);
-  SCPN_CHECK(s.metrics.good(), cfg.output_dir, "/metrics.jsonl: cannot open for writing");
+  TrainPosition& pos = s.pos;
+  s.checkpointer->write_config();
+  RunLog log(cfg, s.opt.resume, s.opt.quiet);
+  log.start(pos.step, s.total_steps, s.steps_per_epoch, s.model->parameter_count(), s.data->train_set->size(), s.device);
 
   TrainSummary summary;
-  auto t_start = Clock::now();
-  int64_t first_step = s.global_step;
   double last_loss = 0;
-  if (!s.opt.quiet)
-    std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s, on %s\n",
-                 cfg.arch.c_str(), cfg.granularity.c_str(), (long long)s.model->parameter_count(),
-                 (long long)s.data->train_set->size(), (long long)s.total_steps, (long long)s.steps_per_epoch, cfg.mode.c_str(),
-                 s.device.str().c_str());
-
-  while (s.global_step < s.total_steps && s.epoch < cfg.epochs) {
+  while (pos.step < s.total_steps && pos.epoch < cfg.epochs) {
     s.model->train();
-    s.loader->start_epoch(s.epoch, s.batch);
-    double epoch_loss = 0;
-    int64_t epoch_batches = 0;
-    while (s.global_step < s.total_steps) {
+    s.loader->start_epoch(pos.epoch, pos.batch);
+    log.start_epoch();
+    while (pos.step < s.total_steps) {
       std::optional<data::Batch> b = s.loader->next();
       if (!b) break;
-      StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), s.global_step);
-      ++s.global_step;
-      ++s.batch;
+      StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), pos.step);
+      ++pos.step;
+      ++pos.batch;
       last_loss = r.parent_loss;
-      epoch_loss += r.parent_loss;
-      ++epoch_batches;
-      if (cfg.schedule == "cosine") s.scheduler->step();
-
-      double elapsed = std::chrono::duration<double>(Clock::now() - t_start).count();
-      double rate = double(s.global_step - first_step) * double(cfg.batch_size) / std::max(elapsed, 1e-9);
-      double eta = double(s.total_steps - s.global_step) * double(cfg.batch_size) / std::max(rate, 1e-9);
-      if (s.global_step % cfg.log_every == 0 || s.global_step == s.total_steps) {
-        json line{{"step", s.global_step}, {"epoch", s.epoch}, {"lr", s.optimizer->lr()}, {"parent_loss", r.parent_loss},
-                  {"capacities", r.capacities}, {"subnet_losses", r.subnet_losses}, {"grad_norm", r.grad_norm},
-                  {"images_per_s", rate}, {"step_ms", r.timings.total_ms}};
-        if (r.task_rows > 0) line["projected_fraction"] = double(r.projected_rows) / double(r.task_rows);
-        s.metrics << line.dump() << "\n" << std::flush;
-      }
-      if (!s.opt.quiet && (s.tty || s.global_step % cfg.log_every == 0 || s.global_step == s.total_steps)) {
-        std::string subnets;
-        for (double l : r.subnet_losses) subnets += cat(subnets.empty() ? "" : " ", int(l * 1000) / 1000.0);
-        std::fprintf(stderr, "%sstep %lld/%lld  epoch %lld  loss %.4f%s%s%s  %.1f img/s  ETA %s%s", s.tty ? "\r\033[K" : "",
-                     (long long)s.global_step, (long long)s.total_steps, (long long)s.epoch, r.parent_loss,
-                     subnets.empty() ? "" : " (subnets ", subnets.c_str(), subnets.empty() ? "" : ")", rate,
-                     format_duration(eta).c_str(), s.tty ? "" : "\n");
-      }
-      if (cfg.checkpoint_every > 0 && s.global_step % cfg.checkpoint_every == 0)
-        s.save_training_checkpoint(last_checkpoint_path(cfg));
+      if (cfg.schedule == LrSchedule::cosine) s.scheduler->step();
+      log.step(pos.step, pos.epoch, s.optimizer->lr(), r);
+      if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0) s.checkpointer->save_last(pos);
     }
-    bool epoch_done = s.batch >= s.steps_per_epoch;
+    bool epoch_done = pos.batch >= s.steps_per_epoch;
     if (epoch_done) {
       const auto [metric, acc] = s.epoch_metric();
-      json line{{"epoch", s.epoch}, {"mean_parent_loss", epoch_loss / double(std::max<int64_t>(epoch_batches, 1))},
-                {metric, acc}};
-      s.metrics << line.dump() << "\n" << std::flush;
-      if (s.tty) std::fprintf(stderr, "\n");
-      if (!s.opt.quiet) std::fprintf(stderr, "epoch %lld: %s %.4f\n", (long long)s.epoch, metric.c_str(), acc);
-      ++s.epoch;
-      s.batch = 0;
-      if (cfg.schedule == "multistep") s.scheduler->step();
-      if (acc > s.best_accuracy) {
-        s.best_accuracy = acc;
-        models::save_model(cfg.output_dir + "/best.safetensors", *s.model, {{metric, std::to_string(acc)}});
+      log.end_epoch(pos.epoch, metric, acc);
+      ++pos.epoch;
+      pos.batch = 0;
+      if (cfg.schedule == LrSchedule::multistep) s.scheduler->step();
+      if (acc > pos.best_accuracy) {
+        pos.best_accuracy = acc;
+        s.checkpointer->save_best(metric, acc);
       }
     }
-    s.save_training_checkpoint(last_checkpoint_path(cfg));
+    s.checkpointer->save_last(pos);
     if (!epoch_done) break;  // stopped by train.steps
   }
-  if (s.tty) std::fprintf(stderr, "\n");
-  summary.steps = s.global_step;
+  log.end_progress();
+  summary.steps = pos.step;
   summary.final_parent_loss = last_loss;
-  if (cfg.save_final) models::save_model(cfg.output_dir + "/final.safetensors", *s.model);
-
-  if (s.opt.evaluate) {
-    EvalOptions eo;
-    eo.capacities = cfg.eval_capacities;
-    if (cfg.mode != "parent" && cfg.bn_stats == "own") eo.trained_capacities = cfg.capacities;
-    eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
-    eo.parent_bn_too = cfg.eval_parent_bn;
-    eo.recall_k = cfg.recall_k;
-    // Each re-estimated capacity averages training batches 0..N-1, as the eval and prune tools do, so
-    // report.json and `eval --run` agree.
-    summary.report = evaluate_model(*s.model, s.data->test, eo, restarting_reestimation_batches(*s.data));
-    json report = summary.report.to_json();
-    report["steps"] = s.global_step;
-    report["config"] = cfg.to_json();
-    write_text_atomic(cfg.output_dir + "/report.json", report.dump(2) + "\n");
-    write_text_atomic(cfg.output_dir + "/report.txt", summary.report.table());
-    if (!s.opt.quiet) std::printf("%s", summary.report.table().c_str());
-  }
-  summary.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
-  if (!s.opt.quiet) std::fprintf(stderr, "train_scpn: done in %s; results in %s\n", format_duration(summary.seconds).c_str(), cfg.output_dir.c_str());
+  if (cfg.save_final) s.checkpointer->save_final();
+  if (s.opt.evaluate) summary.report = s.evaluate(log);
+  summary.seconds = log.finish();
   return summary;
 }
 

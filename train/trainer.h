@@ -1,7 +1,8 @@
 // The train_scpn job as a library class, so tests can run it: data sources and loaders from the config,
 // the prunable ResNet, SGD with the method's parameter groups and schedule, the SCPN step, logging
-// (metrics.jsonl, a progress line), checkpoints (last/best, atomic, with everything resume needs) and the
-// final evaluation report. train/train_scpn.cpp is only argument parsing around it.
+// (metrics.jsonl, a progress line: train/run_log.h), checkpoints (last/best, atomic, with everything resume
+// needs: train/checkpointer.h) and the final evaluation report. train/train_scpn.cpp is only argument
+// parsing around it.
 #pragma once
 #include <memory>
 #include <string>
@@ -36,9 +37,5 @@ class Trainer {
   struct State;
   std::unique_ptr<State> s_;
 };
-
-// The training checkpoint: the model's tensors as save_model writes them, plus "optimizer/…" tensors and
-// metadata with the optimizer, schedule and data position. Readable by load_model as a model checkpoint.
-std::string last_checkpoint_path(const TrainConfig& config);
 
 }  // namespace scpn::train

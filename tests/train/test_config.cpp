@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "kernels/common/error.h"
 #include "train/config.h"
@@ -22,7 +23,7 @@ std::string write_temp(const std::string& name, const std::string& text) {
 
 TEST_CASE("defaults are valid and overrides apply in order: defaults, file, command line") {
   TrainConfig d = parse_config("", {});
-  CHECK(d.mode == "scpn");
+  CHECK(d.mode == TrainMode::scpn);
   CHECK(d.capacities == std::vector<double>{0.8, 0.6, 0.4, 0.2});
   std::string file = write_temp("a.json", R"({"train": {"lr": 0.05, "epochs": 3}, "model.base_width": 8})");
   TrainConfig c = parse_config(file, {"train.lr=0.01", "train.capacities=[0.5,0.25]", "train.mode=sum", "data.augment=false"});
@@ -30,7 +31,7 @@ TEST_CASE("defaults are valid and overrides apply in order: defaults, file, comm
   CHECK(c.epochs == 3);
   CHECK(c.base_width == 8);
   CHECK(c.capacities == std::vector<double>{0.5, 0.25});
-  CHECK(c.mode == "sum");
+  CHECK(c.mode == TrainMode::sum);
   CHECK_FALSE(c.augment);
   // The resolved config round-trips through its JSON form.
   TrainConfig again = config_from_json(c.to_json(), "resolved");
@@ -64,6 +65,35 @@ TEST_CASE("bad configs are rejected naming the key") {
                        "device: 'cuda:-1' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)", Error);
   // The form only: a device of another machine is checked where the run starts.
   CHECK(parse_config("", {"device=cuda:7"}).device == "cuda:7");
+}
+
+TEST_CASE("every spelling of an enumerated key is read into the typed config and written back") {
+  const std::vector<std::pair<std::string, std::vector<std::string>>> choices = {
+      {"model.arch", {"resnet18", "resnet34", "resnet50"}},
+      {"model.stem", {"small", "imagenet", "imagenet_nopool"}},
+      {"model.granularity", {"weight", "channel"}},
+      {"data.dataset", {"fashion_mnist", "image_folder", "inshop", "gldv2"}},
+      {"data.bad_images", {"fail", "skip"}},
+      {"train.mode", {"scpn", "sum", "parent"}},
+      {"train.bn_stats", {"own", "parent"}},
+      {"train.schedule", {"multistep", "cosine"}},
+      {"integration.semantics", {"last", "chain"}},
+      {"integration.weighting", {"cosine", "none"}},
+      {"integration.granularity", {"filter", "tensor"}},
+  };
+  for (auto& [key, values] : choices)
+    for (auto& v : values) {
+      CAPTURE(key);
+      CAPTURE(v);
+      CHECK(parse_config("", {key + "=" + v}).to_json().at(key) == v);
+    }
+  TrainConfig c = parse_config("", {"integration.semantics=chain", "integration.weighting=none", "integration.gamma=2",
+                                    "integration.granularity=tensor", "integration.fixed_order=true"});
+  CHECK(c.integration.semantics == ConflictSemantics::chain);
+  CHECK(c.integration.weighting == TaskWeighting::none);
+  CHECK(c.integration.gamma == 2);
+  CHECK(c.integration.granularity == IntegrationGranularity::tensor);
+  CHECK(c.integration.fixed_order);
 }
 
 TEST_CASE("docs/config.md is the generated reference (regenerate: train_scpn --config-doc > docs/config.md)") {

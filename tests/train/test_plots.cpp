@@ -12,7 +12,7 @@
 #include <stb/stb_image.h>
 
 #include "kernels/common/error.h"
-#include "train/eval/plots.h"
+#include "train/report/plots.h"
 
 using namespace scpn;
 using namespace scpn::train::plots;

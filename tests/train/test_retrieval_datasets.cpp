@@ -259,7 +259,7 @@ TEST_CASE("gldv2: held-out landmarks never train; their images query each other,
   write_synthetic_gldv2(dir);
   const std::string root = dir.str(), out = root + "/run";
   TrainConfig cfg = inshop_config(root, out);
-  cfg.dataset = "gldv2";  // the same training settings; held_out_classes 0.3: 3 of the 10 landmarks
+  cfg.dataset = DatasetKind::gldv2;  // the same training settings; held_out_classes 0.3: 3 of the 10 landmarks
   ExperimentData data(cfg);
   CHECK(data.train_set->num_classes() == 7);
   CHECK(data.train_set->size() == 28);

@@ -12,6 +12,7 @@
 #include "engine/devices.h"
 #include "engine/safetensors.h"
 #include "train/trainer.h"
+#include "tests/support/skip.h"
 
 using namespace scpn;
 using namespace scpn::train;
@@ -39,10 +40,7 @@ std::vector<std::vector<double>> weights(const Trainer& t) {
 }  // namespace
 
 TEST_CASE("same seed, same run; resume after N steps equals the uninterrupted run bit for bit") {
-  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  if (test::skip_without_fashion_mnist()) return;
   std::string root = (fs::temp_directory_path() / "scpn_test_trainer").string();
   fs::remove_all(root);
   TrainerOptions quiet{.quiet = true, .evaluate = false};
@@ -76,10 +74,7 @@ TEST_CASE("same seed, same run; resume after N steps equals the uninterrupted ru
 }
 
 TEST_CASE("the final evaluation reports every capacity, re-estimating the untrained ones") {
-  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  if (test::skip_without_fashion_mnist()) return;
   std::string dir = (fs::temp_directory_path() / "scpn_test_trainer_eval").string();
   fs::remove_all(dir);
   Trainer t(tiny(dir, {"train.epochs=1"}), TrainerOptions{.quiet = true});
@@ -121,10 +116,7 @@ TEST_CASE("missing data and impossible settings are rejected before training") {
 }
 
 TEST_CASE("resume: a key newer than the checkpoint counts as its default; a changed one is refused") {
-  if (!fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
-    MESSAGE("skipped: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
-    return;
-  }
+  if (test::skip_without_fashion_mnist()) return;
   const std::string dir = (fs::temp_directory_path() / "scpn_test_trainer_newer_key").string();
   fs::remove_all(dir);
   TrainerOptions quiet{.quiet = true, .evaluate = false};

@@ -53,14 +53,14 @@ std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source) {
       throw Error(cat(source.checkpoint, " does not match ", source.config_file, ": ", key, " is ", in_checkpoint,
                       " in the checkpoint, ", in_config, " in the config"));
   };
-  mismatch("model.arch", m.arch, c.arch);
-  mismatch("model.stem", models::to_string(m.stem), c.stem);
+  mismatch("model.arch", m.arch, to_string(c.arch));
+  mismatch("model.stem", models::to_string(m.stem), models::to_string(c.stem));
   mismatch("model.base_width", std::to_string(m.base_width), std::to_string(c.base_width));
   mismatch("model.feature_dim", std::to_string(m.feature_dim), std::to_string(c.feature_dim));
-  mismatch("model.granularity", models::to_string(m.granularity), c.granularity);
-  int64_t channels = c.dataset == "fashion_mnist" ? 1 : 3;
+  mismatch("model.granularity", models::to_string(m.granularity), models::to_string(c.granularity));
+  int64_t channels = c.dataset == DatasetKind::fashion_mnist ? 1 : 3;
   SCPN_CHECK(m.in_channels == channels, source.checkpoint, " does not match ", source.config_file, ": the model takes ",
-             m.in_channels, "-channel images, data.dataset ", c.dataset, " has ", channels);
+             m.in_channels, "-channel images, data.dataset ", to_string(c.dataset), " has ", channels);
   return model;
 }
 
@@ -89,7 +89,7 @@ std::vector<double> capacities_with_own_stats(const models::ResNet& model) {
 }
 
 std::vector<double> trained_capacities(const TrainConfig& config) {
-  return config.mode == "parent" ? std::vector<double>{} : config.capacities;
+  return config.mode == TrainMode::parent ? std::vector<double>{} : config.capacities;
 }
 
 std::function<Tensor(int64_t)> restarting_reestimation_batches(const ExperimentData& data) {

@@ -1,8 +1,8 @@
 // Evaluation of a trained network across capacities, the library behind tools/eval (SCPN_METHOD.md §5–§6):
 // for every capacity in a list — trained ones with their own BatchNorm statistics, the others re-estimated —
 // self-test and cross-test retrieval, accuracy, parameters and MACs, the compatibility matrix, optionally
-// the subnetworks' queries against another model's parent gallery (comparing methods); and the report
-// folder: eval.json, eval.txt, pictures (SVG and PNG) and index.html. Tested by tests/train/test_prune.cpp.
+// the subnetworks' queries against another model's parent gallery (comparing methods). The report folder
+// made from the results is train/report/sweep_report.h. Tested by tests/train/test_prune.cpp.
 #pragma once
 #include <optional>
 #include <string>
@@ -54,16 +54,5 @@ struct SweepResult {
 // dimension. Errors name the option: --capacities, --gallery-checkpoint.
 SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const SweepOptions& options,
                       const models::ResNet* gallery_model = nullptr, const std::string& gallery_name = "");
-
-// What the report page says about its origin.
-struct ReportInfo {
-  std::string title;        // the page's heading
-  std::string checkpoint, config_file;
-  nlohmann::json config;    // the run's flat config (TrainConfig::to_json)
-};
-
-// Writes into `folder` (created if needed): eval.json, eval.txt, compat_map.{svg,png}, compat_r1.{svg,png},
-// map_vs_capacity.{svg,png}, map_vs_macs.{svg,png} and index.html, each atomically.
-void write_sweep_report(const std::string& folder, const SweepResult& result, const ReportInfo& info);
 
 }  // namespace scpn::train

@@ -1,7 +1,7 @@
 // The report's pictures: SVG elements and a small rasteriser behind one Canvas interface, and the line
 // plot and heatmap layouts drawn on it (see plots.h). The single translation unit that compiles
 // stb_image_write; stb_easy_font supplies the PNG's bitmap text.
-#include "train/eval/plots.h"
+#include "train/report/plots.h"
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +12,7 @@
 #include <stb/stb_image_write.h>
 #include <stb/stb_easy_font.h>
 
-#include "kernels/common/error.h"
+#include "engine/error.h"
 #include "train/atomic_write.h"
 
 namespace scpn::train::plots {

@@ -1,13 +1,14 @@
-// The sweep's report folder (see sweep.h): the pictures built from the results with train/eval/plots, the
-// JSON and text tables, and an HTML page that shows them with the run's config.
+// The sweep's report folder (see sweep_report.h): the pictures built from the results with
+// train/report/plots, the JSON and text tables, and an HTML page that shows them with the run's config.
+#include "train/report/sweep_report.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 
 #include "train/atomic_write.h"
-#include "train/eval/plots.h"
-#include "train/eval/sweep.h"
+#include "train/report/plots.h"
 
 namespace scpn::train {
 

@@ -1,0 +1,47 @@
+// The run folder's durable files: config.json, the training checkpoint last.safetensors (everything a
+// resumed run needs), best.safetensors and final.safetensors; and resuming from last.safetensors, which
+// refuses a config that would compute something else than the interrupted run.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "engine/optim/optimizer.h"
+#include "engine/optim/schedule.h"
+#include "models/resnet.h"
+#include "train/config.h"
+
+namespace scpn::train {
+
+// Where the loop stands: the next step's position, and the best epoch metric so far.
+struct TrainPosition {
+  int64_t step = 0, epoch = 0, batch = 0;
+  double best_accuracy = -1;
+};
+
+// The training checkpoint: the model's tensors as save_model writes them, plus "optimizer/…" tensors and
+// metadata with the optimizer, schedule and data position. Readable by load_model as a model checkpoint.
+std::string last_checkpoint_path(const TrainConfig& config);
+
+// Holds references: the config, model, optimizer and scheduler must outlive it.
+class Checkpointer {
+ public:
+  Checkpointer(const TrainConfig& config, models::ResNet& model, Optimizer& optimizer, LrScheduler& scheduler);
+
+  void write_config() const;  // config.json, atomically
+  void save_last(const TrainPosition& position) const;
+  // best.safetensors, with the epoch metric that made it the best in its metadata.
+  void save_best(const std::string& metric, double value) const;
+  void save_final() const;
+  // Loads last.safetensors into the model, optimizer and scheduler and returns the position it was saved
+  // at. Throws naming the file when it is missing or not a training checkpoint, and naming the key when
+  // the config differs in a key that changes what the run computes.
+  TrainPosition resume() const;
+
+ private:
+  const TrainConfig& config_;
+  models::ResNet& model_;
+  Optimizer& optimizer_;
+  LrScheduler& scheduler_;
+};
+
+}  // namespace scpn::train
