@@ -35,13 +35,19 @@ struct GradIntegrationTensor {
   void* out = nullptr;                           // numel elements, overwritten; may be one of grads
 };
 
+// The method's defaults (SCPN_METHOD.md): the engine's IntegrationOptions, and so the config, take them
+// from here.
+inline constexpr ConflictSemantics kDefaultConflictSemantics = ConflictSemantics::last;
+inline constexpr TaskWeighting kDefaultTaskWeighting = TaskWeighting::cosine;
+inline constexpr double kDefaultIntegrationGamma = 0.5;
+
 // One call handles a whole list of tensors, so that a backend can fuse them into one launch over all
 // prunable parameters.
 struct GradIntegrationArgs {
   int32_t tasks = 0;  // K, 1..kMaxIntegrationTasks
-  ConflictSemantics semantics = ConflictSemantics::last;
-  TaskWeighting weighting = TaskWeighting::cosine;
-  double gamma = 0.5;
+  ConflictSemantics semantics = kDefaultConflictSemantics;
+  TaskWeighting weighting = kDefaultTaskWeighting;
+  double gamma = kDefaultIntegrationGamma;
   const GradIntegrationTensor* tensors = nullptr;  // host memory; data pointers on the call's device
   int64_t count = 0;
   // Optional diagnostics, in memory of the call's device (may be null):

@@ -1,7 +1,5 @@
-// train_scpn's typed configuration. Every key is declared once in train/config.cpp (name, type, default,
-// allowed range, one line of documentation); docs/config.md is generated from that table
-// (`train_scpn --config-doc`), and a test checks that the committed file is current. Unknown keys, wrong
-// types and out-of-range values are rejected before any work, naming the key.
+// train_scpn's typed configuration. Every key is declared once in train/config.cpp's table (name, type,
+// default, allowed range, one line of documentation), from which docs/config.md is generated.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -83,11 +81,13 @@ struct TrainConfig {
 };
 
 // Defaults ← config file (nested or flat JSON) ← KEY=VALUE overrides (values parsed as JSON when they
-// are valid JSON, else taken as strings). Throws scpn::Error naming the key (and the file).
+// are valid JSON, else taken as strings). Unknown keys, wrong types and out-of-range values are rejected
+// before any work: scpn::Error naming the key (and the file).
 TrainConfig parse_config(const std::string& config_file, const std::vector<std::string>& overrides);
 TrainConfig config_from_json(const nlohmann::json& flat_or_nested, const std::string& source);
 
-// docs/config.md as text: every key with its type, default and description.
+// docs/config.md as text (`train_scpn --config-doc`): every key with its type, default and description;
+// a test checks that the committed file is current.
 std::string config_reference_markdown();
 
 }  // namespace scpn::train

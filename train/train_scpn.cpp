@@ -1,7 +1,6 @@
 // train_scpn [--config FILE] [--resume] [--init CKPT] [KEY=VALUE ...]: trains a self-compatible prunable
-// network as the config says (docs/config.md), evaluates it, and writes the run folder. With no arguments
-// it runs the default demo: Fashion-MNIST, a small ResNet-18 layout, capacities 0.8/0.6/0.4/0.2, on cuda:0
-// when one is usable, else on the CPU.
+// network as the config says (docs/config.md), evaluates it, and writes the run folder. With no arguments:
+// the default demo (Fashion-MNIST, a small ResNet-18, capacities 0.8/0.6/0.4/0.2, cuda:0 if usable).
 #include <cstdio>
 #include <cstring>
 #include <string>

@@ -1,8 +1,6 @@
-// The train_scpn job as a library class, so tests can run it: data sources and loaders from the config,
-// the prunable ResNet, SGD with the method's parameter groups and schedule, the SCPN step, logging
-// (metrics.jsonl, a progress line: train/run_log.h), checkpoints (last/best, atomic, with everything resume
-// needs: train/checkpointer.h) and the final evaluation report. train/train_scpn.cpp is only argument
-// parsing around it.
+// The train_scpn job as a library class, so tests can run it: data and loaders from the config, the
+// prunable ResNet, SGD, the SCPN step, the run log (train/run_log.h), checkpoints (train/checkpointer.h)
+// and the final evaluation. train/train_scpn.cpp is only argument parsing around it.
 #pragma once
 #include <memory>
 #include <string>

@@ -17,9 +17,9 @@ enum class IntegrationGranularity : uint8_t {
 };
 
 struct IntegrationOptions {
-  ConflictSemantics semantics = ConflictSemantics::last;
-  TaskWeighting weighting = TaskWeighting::cosine;
-  double gamma = 0.5;
+  ConflictSemantics semantics = kDefaultConflictSemantics;
+  TaskWeighting weighting = kDefaultTaskWeighting;
+  double gamma = kDefaultIntegrationGamma;
   IntegrationGranularity granularity = IntegrationGranularity::filter;
   // true: every tensor uses the order π = 0, 1, …, K−1 (for checks against an external implementation);
   // false: one seeded random permutation per tensor.

@@ -1,6 +1,6 @@
-// The shared Philox-to-normal transform (kernels/common/random_transform.h): its own log and sin/cos,
-// written so CPU and CUDA round identically, checked here against long-double libm (the exact value to ~1e-19) (the GPU suite checks
-// that both backends give the same bits; this checks that those bits are accurate).
+// The shared Philox-to-normal transform (kernels/common/random_transform.h): its own log and sin/cos, which
+// CPU and CUDA round identically, against long-double libm (exact to ~1e-19). The GPU suite checks that both
+// backends give the same bits; this checks that those bits are accurate.
 #include <doctest/doctest.h>
 
 #include <algorithm>

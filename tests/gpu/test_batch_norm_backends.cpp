@@ -1,6 +1,6 @@
-// CUDA batch norm's two implementations, ours (kernels/cuda/batch_norm.cu) and cuDNN's, called directly against
-// the CPU kernels (train/eval forward, backward with every subset of gradients, null arguments, 1-D and 2-D, odd
-// sizes, many reduction chunks, f32 and f64), and ours bitwise repeatable. The op: tests/ops/test_batch_norm.cpp.
+// CUDA batch norm's two implementations, ours (kernels/cuda/batch_norm.cu) and cuDNN's, called directly
+// against the CPU kernels (train/eval forward, backward with every subset of gradients, odd shapes, f32 and
+// f64), and ours bitwise repeatable. The op itself: tests/ops/test_batch_norm.cpp.
 #include <doctest/doctest.h>
 
 #include <cmath>

@@ -1,7 +1,5 @@
-// The CUDA runtime (engine/cuda/): the check macros' messages, the allocator's size classes, the math
-// mode and clear errors for a device that does not exist run everywhere (CI has no GPU); the caching
-// allocator (reuse, statistics, empty_cache, the cap), transfers, pinned buffers, the per-device context
-// and the launch check need a device and skip with "skipped: no CUDA device" without one.
+// The CUDA runtime (engine/cuda/): check macros, size classes, math mode and bad-device errors, which run
+// without a GPU; the caching allocator, transfers, pinned buffers, per-device context and launch check.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -86,7 +84,7 @@ struct CapReset {
 
 }  // namespace
 
-// ---- no device needed -----------------------------------------------------------------------------
+// ---- no device needed: these run everywhere, CI included (it has no GPU) --------------------------
 
 TEST_CASE("check macros: a failed status names the call, the status, the file and the line") {
   SUBCASE("CUDA runtime") {
@@ -228,7 +226,7 @@ TEST_CASE("a CUDA device that does not exist is a clear error, not a crash") {
   CHECK(ones({3}).to_vector() == std::vector<double>{1, 1, 1});
 }
 
-// ---- device parts ---------------------------------------------------------------------------------
+// ---- needs a device: each case skips ("skipped: no CUDA device") without one ----------------------
 
 TEST_CASE("the per-device context: one stream, handles bound to it, the allocator, the math mode") {
   SCPN_REQUIRE_CUDA();

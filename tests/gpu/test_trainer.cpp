@@ -1,8 +1,6 @@
-// train_scpn's device path (train/trainer.cpp, train/eval/evaluate.cpp) on cuda:0: the whole job (data
-// loading on the host, steps on the device, checkpoints, the final evaluation with BatchNorm re-estimation)
-// follows the CPU run from the same config in parity mode, and a checkpoint written on the GPU resumes on
-// the CPU. The data is a small synthetic set in Fashion-MNIST's IDX format written by the test, so the
-// suite needs no data set installed. Skips without a CUDA device.
+// train_scpn's device path (train/trainer.cpp, train/eval/evaluate.cpp) on cuda:0: the whole job follows
+// the CPU run from the same config in parity mode, and a GPU checkpoint resumes on the CPU. Skips without
+// a CUDA device.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -28,8 +26,9 @@ using namespace scpn::train;
 
 namespace {
 
-// Ten classes of 28x28 images: class c is a bright band at rows 2c..2c+3 over hashed noise, so a few steps
-// already separate them and the evaluation has something to rank.
+// Ten classes of 28x28 images in Fashion-MNIST's IDX format, so the suite needs no data set installed:
+// class c is a bright band at rows 2c..2c+3 over hashed noise, so a few steps already separate them and
+// the evaluation has something to rank.
 void write_synthetic_fashion(const test::TempDir& dir, uint32_t train_count, uint32_t test_count) {
   auto write_split = [&](const std::string& split, uint32_t count, uint32_t salt) {
     std::vector<unsigned char> pixels, labels;

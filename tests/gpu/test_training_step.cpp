@@ -1,9 +1,5 @@
-// The whole SCPN training step (train/scpn/step.h: parent + subnetworks, gradient integration, clipping,
-// SGD) on cuda:0, end to end: the first step of a small prunable ResNet equals the CPU's step from the same
-// initialisation and batch (losses, gradient norm, every parameter, buffer and momentum buffer; parity
-// mode; f32 and f64; both mask granularities; both integration rules), and a steady step performs no
-// cudaMalloc (the caching allocator's count is unchanged over three steps after three warm-up steps).
-// Skips without a CUDA device.
+// The whole SCPN training step (train/scpn/step.h) on cuda:0: the first step equals the CPU's in parity
+// mode, and a steady step performs no cudaMalloc. Skips without a CUDA device.
 #include <doctest/doctest.h>
 
 #include <algorithm>

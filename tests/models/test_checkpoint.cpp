@@ -1,7 +1,5 @@
-// Model checkpoints (models/checkpoint.h): save → load round trips bit-exact for both granularities and
-// dtypes (every tensor, per-capacity BatchNorm statistics, outputs at several capacities), every kind of bad
-// checkpoint refused with its exact message and the live model untouched, and torchvision-named state dicts
-// (written here with a tiny ResNet-18's names, fc.* and num_batches_tracked) loaded with a correct summary.
+// Model checkpoints (models/checkpoint.h): bit-exact save → load round trips, bad checkpoints refused with
+// their exact message and the live model untouched, and torchvision-named state dicts loaded.
 #include <doctest/doctest.h>
 #include <unistd.h>
 

@@ -1,7 +1,5 @@
 // Subnetwork extraction and complexity counting: the extracted model (compact for channel granularity,
-// masked weights for weight granularity) computes what the masked model computes at capacity c, in eval
-// and training mode, at trained and re-estimated capacities; parameter/MAC counts against hand-computed
-// numbers and torchvision's dense figures; bad input gets its message.
+// masked weights for weight granularity) computes what the masked model computes; parameter/MAC counts.
 #include <doctest/doctest.h>
 
 #include <map>

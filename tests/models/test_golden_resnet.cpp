@@ -1,7 +1,5 @@
-// Our prunable ResNet against an independent PyTorch implementation (tools/golden/prunable_resnet.py):
-// with the fixture's weights and scores, a batch in training mode at several capacities and both
-// granularities, the logits, feature, loss, every parameter's and score's gradient, and the running
-// statistics after the step must match in float64.
+// Our prunable ResNet against an independent PyTorch implementation (tools/golden/prunable_resnet.py): a
+// training-mode step's logits, feature, loss, gradients and running statistics must match in float64.
 #include <doctest/doctest.h>
 
 #include "engine/autograd.h"

@@ -1,8 +1,5 @@
-// Gradients of the prunable layers, in float64: a BasicBlock-like block (conv-BN-relu-conv-BN + 1x1
-// shortcut) built from PrunableConv2d/PrunableBatchNorm, and a tiny ResNet, checked against central
-// differences w.r.t. the weights; and the straight-through estimator for the scores (the loss is piecewise
-// constant in S): ∂L/∂S must equal sign(S) ⊙ W ⊙ ∂L/∂W_eff (summed over the filter for channel scores), with
-// ∂L/∂W_eff from central differences of the loss as a function of the effective weights.
+// Gradients of the prunable layers in float64: a BasicBlock-like block and a tiny ResNet against central
+// differences, and the straight-through estimator for the scores.
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -92,6 +89,9 @@ TEST_CASE("prunable block: gradients w.r.t. input, weights and BN affine match c
   }
 }
 
+// The loss is piecewise constant in S, so the score gradient is checked against its straight-through
+// definition: sign(S) ⊙ W ⊙ ∂L/∂W_eff (summed over the filter for channel scores), with ∂L/∂W_eff from
+// central differences of the loss as a function of the effective weights.
 TEST_CASE("straight-through estimator: dL/dS = sign(S) ⊙ W ⊙ dL/dW_eff, pruned positions included") {
   for (Granularity g : {Granularity::weight, Granularity::channel}) {
     for (double c : {0.6, 0.35}) {

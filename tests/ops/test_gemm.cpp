@@ -1,6 +1,6 @@
-// GEMM kernels (kernels/gemm.h) as op-harness cases against a naive double-precision loop, run with every
-// CPU GEMM of the build (ours, OpenBLAS) and on each device (cuBLAS): all four transposes, alpha/beta, padded
-// leading dimensions, odd sizes across the block edges, beta = 0 over NaN, k = 0 and alpha = 0; SCPN_CPU_GEMM.
+// GEMM kernels (kernels/gemm.h) as op-harness cases against a naive double-precision loop, with every CPU
+// GEMM of the build (ours, OpenBLAS) and on each device (cuBLAS): transposes, alpha/beta, leading dimensions,
+// odd sizes across the block edges, beta = 0 over NaN, k = 0 and alpha = 0; SCPN_CPU_GEMM.
 #include <doctest/doctest.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Conflict-aware gradient integration and global-norm clipping (engine/ops/grad_integration.h,
-// engine/optim/clip.h): op-harness cases against an explicit-vector implementation written here, hand-computed
-// examples, diagnostics, task orders, aliasing, errors, and the kernels on a device against the CPU's.
+// engine/optim/clip.h): op-harness cases against an explicit-vector implementation written here, hand values,
+// diagnostics, task orders, aliasing, errors, and the kernels on a device against the CPU's.
 #include <doctest/doctest.h>
 
 #include <algorithm>

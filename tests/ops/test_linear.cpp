@@ -103,8 +103,8 @@ Expected matmul_oracle(const std::vector<Tensor>& in, const Tensor& g) {
 }
 
 // f32 against the oracle: rounding grows with the length of the forward's dot products (the gradients'
-// sums here are no longer). Devices: the longest sum behind the output and the gradients; f32 errors grow
-// like its square root.
+// sums here are not longer than those). Devices: the longest sum behind the output and the gradients; f32
+// errors grow like its square root.
 Tolerance oracle_f32(int64_t dot_length) { return {1e-6 * double(dot_length + 1), 1e-6 * double(dot_length + 1)}; }
 Tolerance parity_tolerance(DType dt, int64_t longest) {
   if (dt == DType::f64) return {1e-12 * std::sqrt(double(longest)), 1e-12};

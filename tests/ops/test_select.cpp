@@ -1,6 +1,6 @@
 // Pruning masks from scores (SCPN_METHOD.md §3): k-th magnitudes (random and tied scores, ±0, NaN of either
-// sign, inf, ranks unordered with repeats, sizes 1 to 1000003) and magnitude/capacity masks as op-harness
-// cases against a full sort written here, plus mask_rank's rounding, the tie and count rules, nesting, errors.
+// sign, inf, unordered ranks with repeats, sizes 1 to 1000003) and magnitude/capacity masks as op-harness
+// cases against a full sort written here, plus mask_rank's rounding, tie and count rules, nesting, errors.
 #include <doctest/doctest.h>
 
 #include <algorithm>

@@ -1,11 +1,5 @@
 // The op harness (after ggml's test-backend-ops): a family's test file lists its cases once — inputs,
-// dtypes, tolerances, an f64 oracle — and run_op_cases() applies every selected check to each of them:
-//   oracle     the op's output and input gradients against an independent f64 computation, per dtype;
-//   gradcheck  the op's backward against central differences, in f64;
-//   parity     every available device against the CPU, per dtype (skipped, with the reason, without one);
-//   perf       forward + backward time per case and device (printed, never asserted).
-// The checks come from the test executable's command line (--checks=oracle,gradcheck,parity,perf; default
-// oracle,gradcheck): CTest runs each family as ops/F (CPU checks) and gpu/F (--checks=parity).
+// dtypes, tolerances, an f64 oracle — and run_op_cases() applies every selected check to each of them.
 #pragma once
 #include <functional>
 #include <optional>
@@ -55,7 +49,12 @@ struct OpCase {
 // A run whose every check was skipped (parity without a device) marks the test case as skipped.
 void run_op_cases(const std::string& family, const std::vector<OpCase>& cases);
 
-// The checks to run, from the command line (tests/support/main.cpp); throws on an unknown name.
+// The checks to run, from the command line's --checks (tests/support/main.cpp; default oracle,gradcheck);
+// throws on an unknown name. CTest runs each family as ops/F (the CPU checks) and gpu/F (--checks=parity).
+//   oracle     the op's output and input gradients against an independent f64 computation, per dtype;
+//   gradcheck  the op's backward against central differences, in f64;
+//   parity     every available device against the CPU, per dtype (skipped, with the reason, without one);
+//   perf       forward + backward time per case and device (printed, never asserted).
 void select_op_checks(const std::string& comma_separated);
 
 }  // namespace scpn::test

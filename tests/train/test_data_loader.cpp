@@ -1,7 +1,5 @@
-// The loader: batches follow the seeded epoch order and hold exactly the transformed samples; the
-// same batches with 1 and 3 worker threads; resume at (epoch, batch); clean shutdown mid-epoch; batch
-// buffers reused only once released (through the allocator seam); bad images under the fail and
-// skip policies with their exact messages; bad options refused.
+// The batch loader: the seeded epoch order, the same batches with 1 and 3 threads, resume, clean shutdown,
+// buffer reuse through the allocator seam, the bad-image policies and bad options.
 #include <doctest/doctest.h>
 
 #include <chrono>

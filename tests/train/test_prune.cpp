@@ -1,7 +1,5 @@
-// Post-training pruning and the capacity sweep on tiny runs trained here (Fashion-MNIST subset): the pruned
-// checkpoint computes what the masked model computes (trained capacity with its own statistics, untrained
-// with re-estimated ones, the parent's statistics), in both granularities, and loads as a standalone model;
-// the sweep's rows, matrix, other-gallery comparison and report files; bad inputs get their messages.
+// Post-training pruning and the capacity sweep on tiny runs trained here (Fashion-MNIST subset): pruned
+// checkpoints compute what the masked model computes and load standalone; the sweep's rows and reports.
 #include <doctest/doctest.h>
 
 #include <filesystem>

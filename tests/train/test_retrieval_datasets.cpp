@@ -1,11 +1,5 @@
-// train_scpn on the paper's retrieval datasets end to end, on small synthetic copies written by the test.
-// In-shop (data.dataset = inshop): the train split trains, the query split is ranked against the gallery
-// split; the report's mAP equals a brute-force computation from the model's own features, accuracy is
-// absent (the query items are not training classes), the epoch metric is query-to-gallery Recall@1, and
-// the eval tool's sweep and the pruning evaluation use the same protocol; DeepFashion's release layout
-// (Eval/, Img/) is found, and a folder without a partition file is refused with its path. GLDv2 (gldv2):
-// the held-out landmarks never train, their images query each other (each one left out of its own
-// ranking), checked the same way.
+// train_scpn end to end on small synthetic copies of the paper's retrieval datasets, written by the test:
+// In-shop (queries ranked against a gallery split) and GLDv2 (held-out landmarks querying each other).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -113,6 +107,7 @@ double brute_force_map(const Tensor& query, const std::vector<int64_t>& query_la
 
 }  // namespace
 
+// In-shop's query items are not training classes, so there is no accuracy to report for them.
 TEST_CASE("inshop: train split trains, queries are ranked against the gallery, no accuracy") {
   test::TempDir dir("inshop_run");
   write_synthetic_inshop(dir, "list_eval_partition.txt", "");

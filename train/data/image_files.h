@@ -1,7 +1,5 @@
 // Datasets of image files on disk, decoded on demand (decode.h): a class-per-folder tree, a list file
 // of `path label` lines, DeepFashion In-shop's list_eval_partition.txt and a GLDv2-style train.csv.
-// Each source is parsed up front into (path, label) pairs so that bad configurations fail before any
-// training starts; individual files are only opened by load(), where the bad-image policy applies.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,6 +15,8 @@ struct ImageFile {
   int64_t label = 0;
 };
 
+// Every source is parsed up front into (path, label) pairs, so that a bad configuration fails before any
+// training starts; a file is only opened by load(), where the bad-image policy applies.
 class ImageFileDataset : public Dataset {
  public:
   // class_names[label] names each class; every label must lie in [0, class_names.size()).

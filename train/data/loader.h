@@ -1,8 +1,5 @@
 // The batch loader: worker threads decode and transform samples straight into preallocated batch
-// buffers, a bounded number of batches ahead of the consumer. Every batch is a pure function of
-// (dataset, transforms, seed, epoch, batch index): the epoch's order comes from (seed, epoch) and each
-// sample's augmentation from (seed, epoch, index), so the number of threads never changes a batch,
-// and start_epoch(epoch, batch) resumes exactly where a saved position() left off.
+// buffers, a bounded number of batches ahead of the consumer.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -60,6 +57,9 @@ struct LoaderPosition {
   bool operator==(const LoaderPosition&) const = default;
 };
 
+// Every batch is a pure function of (dataset, transforms, seed, epoch, batch index): the epoch's order
+// comes from (seed, epoch) and each sample's augmentation from (seed, epoch, index), so the number of
+// threads never changes a batch, and start_epoch(epoch, batch) resumes where a saved position() left off.
 class Loader {
  public:
   // Validates the options (errors name the option and the value) and starts the worker threads,

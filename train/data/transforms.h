@@ -1,8 +1,6 @@
 // Image transforms for training and evaluation, composed into a Pipeline that maps a decoded sample to
-// the tensor the model sees. Random transforms draw only from the sample's own SampleRng (random.h),
-// which makes a sample's augmentation a pure function of (seed, epoch, index). Conventions follow
-// torchvision (ImageNet recipes): its crop arithmetic, RandomResizedCrop's sampling and fallback,
-// and bilinear resizing with antialiasing when shrinking (PIL's filter).
+// the tensor the model sees, following torchvision's ImageNet recipes (its crop arithmetic,
+// RandomResizedCrop's sampling and fallback, bilinear resizing antialiased like PIL's filter).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -35,6 +33,8 @@ CropBox random_resized_crop_box(int64_t height, int64_t width, double scale_min,
 
 // ---- composable transforms --------------------------------------------------------------------------
 
+// Random transforms draw only from the sample's own SampleRng (random.h), so a sample's augmentation is a
+// pure function of (seed, epoch, index).
 class Transform {
  public:
   virtual ~Transform() = default;

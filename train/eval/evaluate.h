@@ -1,8 +1,5 @@
-// Evaluation of a trained prunable network (SCPN_METHOD.md §5–§6): for the parent and each capacity —
-// trained or not — L2-normalised features of the test set, self-test and cross-test (subnetwork queries
-// against the parent's gallery) mAP and Recall@K, classification accuracy, and the compatibility matrix.
-// Untrained capacities get BatchNorm statistics re-estimated over training batches first (exact averages);
-// on request every subnetwork is also evaluated with the parent's statistics, to show what that costs.
+// Evaluation of a trained prunable network (SCPN_METHOD.md §5–§6): for the parent and each capacity,
+// self-test and cross-test retrieval, classification accuracy, and the compatibility matrix.
 #pragma once
 #include <functional>
 #include <string>
@@ -73,8 +70,9 @@ double set_accuracy(const RetrievalSet& set, const SetEmbedding& e);
 void reestimate_bn_stats(models::ResNet& model, double capacity, int64_t count,
                          const std::function<Tensor(int64_t)>& next_batch);
 
-// next_train_batch(i) supplies images for re-estimation. The model is left in eval mode with the
-// re-estimated statistics registered.
+// Untrained capacities get BatchNorm statistics re-estimated first, over the images next_train_batch(i)
+// supplies; with parent_bn_too every subnetwork is also evaluated with the parent's statistics, to show
+// what that costs. The model is left in eval mode with the re-estimated statistics registered.
 EvalReport evaluate_model(models::ResNet& model, const RetrievalSet& test,
                           const EvalOptions& options, const std::function<Tensor(int64_t)>& next_train_batch);
 

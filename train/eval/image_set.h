@@ -1,7 +1,6 @@
 // The images of one side of a retrieval evaluation, in order: held in host memory as one tensor when they
 // fit the budget (eval.in_memory_limit_mb), otherwise decoded again by a loader on every pass over them.
-// Both kinds hand out the same batches, so an evaluation does not depend on which one it got. Tested by
-// tests/train/test_retrieval_datasets.cpp.
+// Tested by tests/train/test_retrieval_datasets.cpp.
 #pragma once
 #include <functional>
 #include <memory>
@@ -27,7 +26,8 @@ class ImageSet {
   // The tensor of an in-memory set; an error for a streamed one.
   const Tensor& images() const;
   // f(begin, batch) for consecutive batches of at most batch_size images, in order. A streamed batch is
-  // the loader's buffer: valid during the call only.
+  // the loader's buffer: valid during the call only. Both kinds hand out the same batches, so an
+  // evaluation does not depend on which kind it got.
   void for_each_batch(int64_t batch_size, const std::function<void(int64_t begin, const Tensor& batch)>& f) const;
 
  private:

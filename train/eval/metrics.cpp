@@ -1,6 +1,6 @@
 // Retrieval metrics: query blocks × whole gallery through the linear op (one GEMM), then, per query, the
 // ranks of the relevant items found without sorting the whole gallery (see metrics.h). Per-query results
-// query order, so the figures do not depend on the thread count or the block size.
+// are summed in query order, so the figures do not depend on the thread count or the block size.
 #include "train/eval/metrics.h"
 
 #include <algorithm>

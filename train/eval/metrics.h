@@ -1,7 +1,5 @@
 // Retrieval evaluation (SCPN_METHOD.md §6): mAP over the full ranking, Recall@K, mAP@k (GLDv2's mAP@100),
-// the compatibility matrix across capacities, and top-1 accuracy. Similarities are computed block by
-// block of queries with the GEMM kernel, so memory stays bounded for large galleries. Tested by
-// tests/train/test_metrics.cpp.
+// the compatibility matrix across capacities, and top-1 accuracy. Tested by tests/train/test_metrics.cpp.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -17,8 +15,8 @@ struct RetrievalOptions {
   bool same_set = false;
   std::vector<int64_t> recall_k = {1, 2, 4, 8};  // each >= 1
   int64_t map_cutoff = 100;                      // k of mAP@k (GLDv2: 100), >= 1
-  // Similarities are computed for blocks of queries with rows · Ng <= block_elements (at least one row):
-  // the default, 2^25, is 128 MiB of f32 similarities, whatever the gallery size.
+  // Similarities are computed for blocks of queries with rows · Ng <= block_elements (at least one row),
+  // so memory stays bounded for large galleries: the default, 2^25, is 128 MiB of f32 similarities.
   int64_t block_elements = int64_t(1) << 25;
   bool keep_per_query = false;  // fill RetrievalResult::per_query_ap
 };

@@ -1,8 +1,6 @@
-// Post-training pruning at any capacity (SCPN_METHOD.md §5), the library behind tools/prune: cut the
-// subnetwork at capacity c out of a trained prunable network with BatchNorm statistics of its own (trained),
-// re-estimated over training batches, or the parent's; count what it costs against the parent; evaluate
-// it against the parent, next to the same capacity under the other choices of statistics; and save it as
-// a standalone checkpoint. Tested by tests/train/test_prune.cpp.
+// Post-training pruning at any capacity (SCPN_METHOD.md §5), the library behind tools/prune: cut out the
+// subnetwork at c with the chosen BatchNorm statistics, count and evaluate it against the parent, and save
+// it as a standalone checkpoint. Tested by tests/train/test_prune.cpp.
 #pragma once
 #include <string>
 #include <vector>

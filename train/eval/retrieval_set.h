@@ -1,7 +1,6 @@
-// The images a retrieval evaluation embeds. Two protocols: one set (Fashion-MNIST, image folders, GLDv2's
-// held-out landmarks), where every item queries all the others; and a query split ranked against a
-// separate gallery split (In-shop), where a query's relevant items are the gallery images of the same
-// item. Accuracy is defined only where the labels are the training classes.
+// The images a retrieval evaluation embeds, under two protocols: one set (Fashion-MNIST, image folders,
+// GLDv2's held-out landmarks) where every item queries all the others, and a query split ranked against
+// a separate gallery split (In-shop), where a query's relevant items are the gallery images of its item.
 #pragma once
 #include <cstdint>
 #include <vector>

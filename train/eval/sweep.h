@@ -1,8 +1,6 @@
-// Evaluation of a trained network across capacities, the library behind tools/eval (SCPN_METHOD.md §5–§6):
-// for every capacity in a list — trained ones with their own BatchNorm statistics, the others re-estimated —
-// self-test and cross-test retrieval, accuracy, parameters and MACs, the compatibility matrix, optionally
-// the subnetworks' queries against another model's parent gallery (comparing methods). The report folder
-// made from the results is train/report/sweep_report.h. Tested by tests/train/test_prune.cpp.
+// Evaluation of a trained network across capacities, behind tools/eval (SCPN_METHOD.md §5–§6): retrieval,
+// accuracy, parameters and MACs per capacity, the compatibility matrix, optionally another model's gallery.
+// Its report folder: train/report/sweep_report.h. Tested by tests/train/test_prune.cpp.
 #pragma once
 #include <optional>
 #include <string>
@@ -26,7 +24,7 @@ struct SweepOptions {
   int64_t image_size = 28;  // for MACs
 };
 
-// Queries by the evaluated model's subnetworks, gallery by another model's parent.
+// Queries by the evaluated model's subnetworks, gallery by another model's parent: how methods are compared.
 struct GalleryComparison {
   std::string name;             // the other checkpoint
   RetrievalResult self;         // the other model's own self-test

@@ -1,8 +1,5 @@
 // Pictures for the evaluation report (tools/eval): line plots (mAP against capacity or MACs) and heatmaps
-// (the compatibility matrix), written as SVG — the primary, readable picture — and as PNG. Both come from
-// the same drawing code through a Canvas, which the SVG writer turns into elements and the rasteriser
-// into pixels (anti-aliased lines, area-coverage rectangles, text from stb_easy_font). Tested by
-// tests/train/test_plots.cpp.
+// (the compatibility matrix), as SVG and PNG. Tested by tests/train/test_plots.cpp.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -25,7 +22,9 @@ std::vector<double> nice_ticks(double lo, double hi, int target);
 // A tick label: the shortest of %.0f … %.4f that shows the step ("0.2", "15", "0.05").
 std::string tick_label(double value, double step);
 
-// A drawing surface in pixel coordinates, origin at the top left, y downwards.
+// A drawing surface in pixel coordinates, origin at the top left, y downwards. Every picture is drawn once,
+// through this interface: SvgCanvas turns it into the SVG (the primary, readable picture), RasterCanvas
+// into the PNG's pixels.
 class Canvas {
  public:
   enum class Anchor { start, middle, end };
@@ -71,6 +70,7 @@ class SvgCanvas : public Canvas {
   std::string body_;
 };
 
+// The rasteriser: anti-aliased lines, area-coverage rectangles, text from stb_easy_font.
 class RasterCanvas : public Canvas {
  public:
   RasterCanvas(int width, int height);  // white

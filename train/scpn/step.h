@@ -1,8 +1,6 @@
-// One SCPN training step (SCPN_METHOD.md §4): the subnetworks at each capacity and the dense parent are
-// run and backpropagated into their own gradient slots, the prunable tensors' K task gradients are merged
-// by the conflict-aware integration, the shared head keeps the parent's gradient, the global norm is
-// clipped, and the optimizer steps. Modes `sum` (one backward of the summed losses) and `parent` (dense
-// training only) are the baselines. Tests: tests/train/test_step.cpp.
+// One SCPN training step (SCPN_METHOD.md §4): the subnetworks and the dense parent backpropagated into
+// their own gradient slots, the prunable tensors' task gradients merged by the conflict-aware integration,
+// the global norm clipped, the optimizer stepped. Tests: tests/train/test_step.cpp.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -14,6 +12,7 @@
 
 namespace scpn::train {
 
+// `sum` (one backward of the summed losses) and `parent` (dense training only) are the baselines.
 enum class TrainMode { scpn, sum, parent };
 
 struct StepOptions {
@@ -45,8 +44,8 @@ struct StepResult {
 class ScpnStep {
  public:
   // The model's prunable tensors are every convolution weight and score; the rest (BatchNorm, projector,
-  // classifier) is the shared head. seed and the step index define the integration orders and the extra
-  // random capacities, so a resumed run repeats them.
+  // classifier) is the shared head, which keeps the parent's gradient. seed and the step index define the
+  // integration orders and the extra random capacities, so a resumed run repeats them.
   ScpnStep(models::ResNet& model, Optimizer& optimizer, StepOptions options, uint64_t seed);
 
   StepResult run(const Tensor& images, const Tensor& labels, int64_t step_index);
