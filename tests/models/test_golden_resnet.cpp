@@ -14,18 +14,7 @@ using namespace scpn::models;
 namespace {
 
 ResNetConfig config_from_fixture(const nlohmann::json& c, Granularity g, double capacity) {
-  ResNetConfig cfg;
-  cfg.arch = "custom";
-  cfg.block = c.at("arch") == "basic" ? BlockType::basic : BlockType::bottleneck;
-  cfg.layers = c.at("layers").get<std::vector<int64_t>>();
-  cfg.stem = parse_stem(c.at("stem"));
-  cfg.in_channels = c.at("in_channels");
-  cfg.base_width = c.at("base_width");
-  cfg.feature_dim = c.at("feature_dim");
-  cfg.num_classes = c.at("num_classes");
-  cfg.granularity = g;
-  if (capacity < 1.0) cfg.bn_capacities = {capacity};
-  return cfg;
+  return test::golden_model_config(c, g, capacity < 1.0 ? std::vector<double>{capacity} : std::vector<double>{});
 }
 
 void run_fixture(const std::string& path) {

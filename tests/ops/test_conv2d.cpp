@@ -16,6 +16,7 @@
 #include "engine/ops/elementwise.h"
 #include "engine/ops/reduce.h"
 #include "tests/support/check.h"
+#include "tests/support/each_cpu_gemm.h"
 #include "tests/support/op_harness.h"
 #include "tests/support/reference.h"
 
@@ -301,26 +302,6 @@ Operands make_operands(const Conv2dShape& s, bool with_bias, DType dtype, uint64
   return o;
 }
 
-// Runs `body(name)` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built):
-// the convolution must be right whichever GEMM the context hands it. The registered GEMM is put back when
-// the body ends, a failed REQUIRE (an exception) included.
-template <class Body>
-void with_each_gemm(Body&& body) {
-  struct RestoreGemm {
-    GemmFn* registered = kernels().gemm.cpu;
-    ~RestoreGemm() { kernels().gemm.cpu = registered; }
-  } restore;
-  std::vector<std::pair<const char*, GemmFn*>> gemms = {{"our GEMM", cpu::gemm_ours}};
-#if defined(SCPN_HAVE_OPENBLAS)
-  gemms.push_back({"OpenBLAS", cpu::gemm_openblas});
-#endif
-  for (const auto& [name, fn] : gemms) {
-    kernels().gemm.cpu = fn;
-    CAPTURE(name);
-    body(name);
-  }
-}
-
 // The op on one device, forward and a backward of sum(y ⊙ R) for a seeded R, everything copied back.
 struct Run {
   Tensor out;
@@ -341,7 +322,7 @@ Run run_on(Device device, const Config& c, const std::vector<Tensor>& inputs, ui
 
 TEST_CASE("conv2d: op harness") {
   const std::vector<OpCase> cases = conv2d_cases();
-  with_each_gemm([&](const char* gemm) { test::run_op_cases(cat("conv2d (", gemm, ")"), cases); });
+  test::with_each_cpu_gemm([&](const char* gemm) { test::run_op_cases(cat("conv2d (", gemm, ")"), cases); });
 }
 
 TEST_CASE("conv2d kernels split the batch into chunks under a workspace limit") {

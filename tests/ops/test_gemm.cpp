@@ -16,6 +16,7 @@
 #include "engine/devices.h"
 #include "engine/dispatch.h"
 #include "tests/support/check.h"
+#include "tests/support/each_cpu_gemm.h"
 #include "tests/support/op_harness.h"
 
 using namespace scpn;
@@ -203,29 +204,10 @@ std::vector<OpCase> gemm_cases() {
   return cases;
 }
 
-// Runs `body(name)` with each CPU GEMM of this build in the dispatch slot (ours, and OpenBLAS when built),
-// putting the registered one back when the body ends, a failed REQUIRE (an exception) included.
-template <class Body>
-void with_each_gemm(Body&& body) {
-  struct RestoreGemm {
-    GemmFn* registered = kernels().gemm.cpu;
-    ~RestoreGemm() { kernels().gemm.cpu = registered; }
-  } restore;
-  std::vector<std::pair<const char*, GemmFn*>> gemms = {{"ours", cpu::gemm_ours}};
-#if defined(SCPN_HAVE_OPENBLAS)
-  gemms.push_back({"openblas", cpu::gemm_openblas});
-#endif
-  for (const auto& [name, fn] : gemms) {
-    kernels().gemm.cpu = fn;
-    CAPTURE(name);
-    body(name);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("gemm: op harness") {
-  with_each_gemm([](const char* name) { test::run_op_cases(cat("gemm (", name, ")"), gemm_cases()); });
+  test::with_each_cpu_gemm([](const char* name) { test::run_op_cases(cat("gemm (", name, ")"), gemm_cases()); });
 }
 
 // The device's GEMM against the naive loop itself (the harness compares devices with the CPU only).

@@ -152,19 +152,6 @@ std::vector<std::vector<double>> planted_gradients(int64_t K, int64_t rows, int6
   return g;
 }
 
-// One tensor holding the given ones flattened, one after the other, on their device.
-Tensor flat_concat(const std::vector<Tensor>& parts) {
-  int64_t n = 0;
-  for (const Tensor& t : parts) n += t.numel();
-  Tensor out = Tensor::empty({n}, parts.front().dtype(), parts.front().device());
-  int64_t at = 0;
-  for (const Tensor& t : parts) {
-    if (t.numel() > 0) out.slice(at, at + t.numel()).copy_(t.reshape({-1}));
-    at += t.numel();
-  }
-  return out;
-}
-
 // ---- op-harness cases -------------------------------------------------------------------------------
 // An integration problem: parameters of these shapes, K task gradients each (`values(p)`, [task][element]),
 // the options, and the generator the task orders come from. Its inputs are the K·P gradients, parameter
@@ -201,7 +188,7 @@ Tensor integrate_op(const IntegrationProblem& problem, const std::vector<Tensor>
     CHECK(P.grad().device() == P.device());
     out.push_back(P.grad());
   }
-  return flat_concat(out);
+  return test::flat_concat(out);
 }
 
 // The explicit-vector implementation over the inputs' values (f32 ones as the kernel sees them), with the
@@ -306,7 +293,7 @@ std::vector<test::OpCase> clip_cases() {
                        std::vector<Tensor> grads;
                        for (const Tensor& t : in) grads.push_back(t.clone());
                        clip_grad_norm(grads, max_norm);
-                       return flat_concat(grads);
+                       return test::flat_concat(grads);
                      },
                      .oracle = [max_norm](const std::vector<Tensor>& in, const Tensor&) {
                        std::vector<double> all;

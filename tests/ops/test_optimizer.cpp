@@ -23,19 +23,6 @@ using test::random_tensor;
 
 namespace {
 
-// One tensor holding the given ones flattened, one after the other, on their device.
-Tensor flat_concat(const std::vector<Tensor>& parts) {
-  int64_t n = 0;
-  for (const Tensor& t : parts) n += t.numel();
-  Tensor out = Tensor::empty({n}, parts.front().dtype(), parts.front().device());
-  int64_t at = 0;
-  for (const Tensor& t : parts) {
-    if (t.numel() > 0) out.slice(at, at + t.numel()).copy_(t.reshape({-1}));
-    at += t.numel();
-  }
-  return out;
-}
-
 // ---- per element, in double ------------------------------------------------------------------------
 struct SgdHyper {
   double lr = 0, momentum = 0, dampening = 0, weight_decay = 0;
@@ -129,7 +116,7 @@ Tensor optimizer_op(const OptimizerVariant& v, const std::vector<Tensor>& in) {
   }
   CHECK(names == state_names(v, count));
   for (const Tensor& t : out) CHECK(t.device() == device);
-  return flat_concat(out);
+  return test::flat_concat(out);
 }
 
 Expected optimizer_oracle(const OptimizerVariant& v, const std::vector<Tensor>& in) {
@@ -277,7 +264,7 @@ Tensor kernels_op(const std::vector<Tensor>& in) {
   aa.count = int64_t(adamw.size());
   kernels().adamw_step.on(d)(exec_context(d), dtype, aa);
   for (const Tensor& t : v) CHECK(t.device() == d);
-  return flat_concat(v);
+  return test::flat_concat(v);
 }
 
 Expected kernels_oracle(const std::vector<Tensor>& in, const Tensor&) {

@@ -76,19 +76,6 @@ std::vector<double> sorted_oracle(const Tensor& scores, const std::vector<int64_
   return out;
 }
 
-// One tensor holding the given ones flattened, one after the other, on their device.
-Tensor flat_concat(const std::vector<Tensor>& parts) {
-  int64_t n = 0;
-  for (const Tensor& t : parts) n += t.numel();
-  Tensor out = Tensor::empty({n}, parts.front().dtype(), parts.front().device());
-  int64_t at = 0;
-  for (const Tensor& t : parts) {
-    if (t.numel() > 0) out.slice(at, at + t.numel()).copy_(t.reshape({-1}));
-    at += t.numel();
-  }
-  return out;
-}
-
 // A k-th value and a mask are exact elements and exact comparisons: on every device, bit for bit (NaN equal
 // to NaN). Neither has a gradient.
 constexpr test::Tolerance kExact{0, 0};
@@ -159,7 +146,7 @@ std::vector<OpCase> mask_cases() {
     REQUIRE(masks.size() == capacities.size());
     for (double tau : thresholds) masks.push_back(magnitude_mask(v[0], tau));
     for (const Tensor& m : masks) CHECK(m.device() == v[0].device());
-    return flat_concat(masks);
+    return test::flat_concat(masks);
   };
   const auto oracle = [capacities, thresholds](const std::vector<Tensor>& in, const Tensor&) {
     const std::vector<double> s = in[0].to_vector();

@@ -118,6 +118,19 @@ void time_case(const OpCase& c, DType dtype, Device device) {
 
 }  // namespace
 
+Tensor flat_concat(const std::vector<Tensor>& parts) {
+  SCPN_CHECK(!parts.empty(), "flat_concat: no tensors");
+  int64_t n = 0;
+  for (const Tensor& t : parts) n += t.numel();
+  Tensor out = Tensor::empty({n}, parts.front().dtype(), parts.front().device());
+  int64_t at = 0;
+  for (const Tensor& t : parts) {
+    if (t.numel() > 0) out.slice(at, at + t.numel()).copy_(t.reshape({-1}));
+    at += t.numel();
+  }
+  return out;
+}
+
 void select_op_checks(const std::string& comma_separated) {
   std::set<std::string> checks;
   std::stringstream in(comma_separated);

@@ -49,6 +49,10 @@ struct OpCase {
 // A run whose every check was skipped (parity without a device) marks the test case as skipped.
 void run_op_cases(const std::string& family, const std::vector<OpCase>& cases);
 
+// One tensor holding `parts` flattened, one after the other, on their device: the single output of a
+// case whose op produces several tensors (masks per rank, parameters and optimizer state).
+Tensor flat_concat(const std::vector<Tensor>& parts);
+
 // The checks to run, from the command line's --checks (tests/support/main.cpp; default oracle,gradcheck);
 // throws on an unknown name. CTest runs each family as ops/F (the CPU checks) and gpu/F (--checks=parity).
 //   oracle     the op's output and input gradients against an independent f64 computation, per dtype;

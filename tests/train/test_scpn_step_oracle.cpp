@@ -36,19 +36,9 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
+// BatchNorm statistics per trained capacity, as the trainer keeps them under bn_stats = own.
 ResNetConfig config_from_fixture(const nlohmann::json& c, Granularity g, const std::vector<double>& capacities) {
-  ResNetConfig cfg;
-  cfg.arch = "custom";
-  cfg.block = c.at("arch") == "basic" ? BlockType::basic : BlockType::bottleneck;
-  cfg.layers = c.at("layers").get<std::vector<int64_t>>();
-  cfg.stem = parse_stem(c.at("stem"));
-  cfg.in_channels = c.at("in_channels");
-  cfg.base_width = c.at("base_width");
-  cfg.feature_dim = c.at("feature_dim");
-  cfg.num_classes = c.at("num_classes");
-  cfg.granularity = g;
-  cfg.bn_capacities = capacities;  // as the trainer does under bn_stats = own
-  return cfg;
+  return test::golden_model_config(c, g, capacities);
 }
 
 StepOptions options_from_fixture(const nlohmann::json& o) {

@@ -31,20 +31,6 @@ std::string num(double v) {
   return s == "-0" ? "0" : s;
 }
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&apos;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string class_attr(const std::string& css_class) {
   return css_class.empty() ? "" : " class=\"" + xml_escape(css_class) + "\"";
@@ -475,6 +461,21 @@ void write_line_plot(const std::string& stem, const LinePlot& plot) {
 void write_heatmap(const std::string& stem, const Heatmap& map) {
   write_text_atomic(stem + ".svg", heatmap_svg(map));
   write_png(stem + ".png", heatmap_image(map));
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&apos;"; break;
+      default: out += c;
+    }
+  }
+  return out;
 }
 
 }  // namespace scpn::train::plots

@@ -135,4 +135,7 @@ Image heatmap_image(const Heatmap& map);
 void write_line_plot(const std::string& stem, const LinePlot& plot);
 void write_heatmap(const std::string& stem, const Heatmap& map);
 
+// s with &, <, >, " and ' written as entities: text for SVG and HTML.
+std::string xml_escape(const std::string& s);
+
 }  // namespace scpn::train::plots

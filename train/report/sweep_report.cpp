@@ -19,20 +19,6 @@ using plots::Rgb;
 // Distinct colours for the curves (colour-blind-safe Tableau-like set).
 const Rgb kBlue{31, 119, 180}, kOrange{255, 127, 14}, kGreen{44, 160, 44}, kPurple{148, 103, 189};
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::vector<std::string> capacity_labels(const std::vector<double>& capacities) {
   std::vector<std::string> out;
   for (double c : capacities) out.push_back(models::capacity_key(c));
@@ -119,34 +105,34 @@ std::string protocol(const SweepResult& r) {
 
 std::string index_html(const SweepResult& r, const ReportInfo& info) {
   std::string h;
-  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + html_escape(info.title) +
+  h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + plots::xml_escape(info.title) +
        "</title>\n<style>\n"
        "body { font-family: sans-serif; margin: 2em; max-width: 1100px; color: #222; }\n"
        "img { border: 1px solid #ddd; margin: 0.5em 0.5em 0.5em 0; max-width: 100%; }\n"
        "pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }\n"
        "table.config td { padding: 1px 12px 1px 0; font-family: monospace; font-size: 13px; }\n"
        "</style>\n</head>\n<body>\n";
-  h += "<h1>" + html_escape(info.title) + "</h1>\n";
-  h += "<p>Checkpoint <code>" + html_escape(info.checkpoint) + "</code>, config <code>" + html_escape(info.config_file) +
+  h += "<h1>" + plots::xml_escape(info.title) + "</h1>\n";
+  h += "<p>Checkpoint <code>" + plots::xml_escape(info.checkpoint) + "</code>, config <code>" + plots::xml_escape(info.config_file) +
        "</code>. " + protocol(r) + " Cross-test: queries embedded by the "
        "subnetwork, gallery by the parent (capacity 1). Trained capacities use their own BatchNorm statistics; the "
        "others have them re-estimated over training batches. The dashed orange curve evaluates every subnetwork "
        "with the parent's statistics instead.</p>\n";
   if (r.gallery)
     h += "<p>Other gallery: queries by this model's subnetworks, gallery by the parent of <code>" +
-         html_escape(r.gallery->name) + "</code> (purple curve).</p>\n";
+         plots::xml_escape(r.gallery->name) + "</code> (purple curve).</p>\n";
   h += "<h2>Compatibility matrix</h2>\n"
        "<a href=\"compat_map.png\"><img src=\"compat_map.svg\" alt=\"mAP compatibility matrix\"></a>\n"
        "<a href=\"compat_r1.png\"><img src=\"compat_r1.svg\" alt=\"Recall@1 compatibility matrix\"></a>\n";
   h += "<h2>Self-test and cross-test</h2>\n"
        "<a href=\"map_vs_capacity.png\"><img src=\"map_vs_capacity.svg\" alt=\"mAP against capacity\"></a>\n"
        "<a href=\"map_vs_macs.png\"><img src=\"map_vs_macs.svg\" alt=\"mAP against MACs\"></a>\n";
-  h += "<h2>Table</h2>\n<pre>" + html_escape(r.table()) + "</pre>\n<p>Also as <a href=\"eval.json\">eval.json</a> and "
+  h += "<h2>Table</h2>\n<pre>" + plots::xml_escape(r.table()) + "</pre>\n<p>Also as <a href=\"eval.json\">eval.json</a> and "
        "<a href=\"eval.txt\">eval.txt</a>.</p>\n";
   h += "<h2>Run config</h2>\n<table class=\"config\">\n";
   if (info.config.is_object())
     for (auto& [key, value] : info.config.items())
-      h += "<tr><td>" + html_escape(key) + "</td><td>" + html_escape(value.dump()) + "</td></tr>\n";
+      h += "<tr><td>" + plots::xml_escape(key) + "</td><td>" + plots::xml_escape(value.dump()) + "</td></tr>\n";
   h += "</table>\n</body>\n</html>\n";
   return h;
 }
