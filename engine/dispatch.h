@@ -17,9 +17,9 @@
 #include "kernels/select.h"
 #include "kernels/softmax.h"
 
-
 namespace scpn {
 
+// A kernel's two implementations; `Fn` is the function type its contract declares (kernels/F.h).
 template <class Fn>
 struct KernelSlot {
   const char* name;

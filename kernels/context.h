@@ -1,6 +1,5 @@
-// What a kernel is handed besides its operands: the device it runs on and, for CUDA, that device's
-// context — stream, library handles, scratch memory from the caching allocator and the math mode.
-// CPU kernels only read `device`.
+// What a kernel is handed besides its operands: the device; on the CPU the GEMM to call; on CUDA the
+// device's stream, library handles, scratch memory from the caching allocator and the math mode.
 #pragma once
 #include <cstddef>
 

@@ -5,6 +5,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
+#include "engine/optim/clip.h"
 #include "engine/random.h"
 
 namespace scpn::train {

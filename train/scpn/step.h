@@ -5,10 +5,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/ops/grad_integration.h"
 #include "engine/optim/optimizer.h"
 #include "models/resnet.h"
-#include "engine/ops/grad_integration.h"
-#include "engine/optim/clip.h"
 
 namespace scpn::train {
 
