@@ -339,7 +339,7 @@ void Bench::run_bn() {
     BatchNormForwardTrainFn* forward;
     BatchNormBackwardFn* backward;
   };
-  // Both implementations, whichever the dispatch slot holds (kernels/cuda/register.cu picks one).
+  // Both implementations, whichever the dispatch slot holds (engine/cuda/register.cpp picks one).
   const Impl impls[] = {{"scpn-cudnn", cudnn::batch_norm_forward_train, cudnn::batch_norm_backward},
                         {"scpn-ours", cuda::batch_norm_forward_train, cuda::batch_norm_backward}};
   const DType t = DType::f32;
