@@ -416,7 +416,7 @@ if [[ "$BUILD_STATUS" == ok* ]]; then
   # Each line: a name, then the test's command (the family executable with its gpu/F arguments), tab-separated,
   # from CTest itself so that the sanitizer runs exactly what `ctest -L gpu` runs.
   mapfile -t gpu_tests < <(cd "$BUILD" && "$CTEST" -L gpu --show-only=json-v1 2>/dev/null |
-                           python3 -c 'import json, sys
+                           "${PY:-python3}" -c 'import json, sys
 for t in json.load(sys.stdin).get("tests", []):
     print("\t".join([t["name"].replace("/", "_")] + t["command"]))' |
                            awk '{ heavy = ($0 ~ /conv2d|batch_norm|gemm|training_step|trainer/) ? 0 : 1; print heavy "\t" $0 }' |
@@ -457,20 +457,26 @@ for t in json.load(sys.stdin).get("tests", []):
   [ -f "$BUILD/Testing/Temporary/LastTest.log" ] && cp "$BUILD/Testing/Temporary/LastTest.log" "$CTEST_FULL"
   cap_log "$CTEST_FULL"; cap_log "$CTEST_LOG"
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of' "$CTEST_LOG" | tail -1)
-  gpu_tests=$(sed -n 's/^ *gpu *= .*(\([0-9]*\) tests\{0,1\})/\1/p' "$CTEST_LOG" | tail -1)
-  skipped=$(grep -c '(Skipped)' "$CTEST_LOG" 2>/dev/null || true)
+  gpu_count=$(sed -n 's/^ *gpu *= .*(\([0-9]*\) tests\{0,1\})/\1/p' "$CTEST_LOG" | tail -1)
+  # Skips are CTest's "(Skipped)" lines: a gpu/ test skipped means the tests did not see the device; any
+  # other (a data set not installed) is reported but leaves the verdict alone.
+  gpu_skipped=$(grep -E '^[[:space:]]*[0-9]+ - gpu/.*\(Skipped\)' "$CTEST_LOG" 2>/dev/null | wc -l)
+  other_skipped=$(grep -E '\(Skipped\)' "$CTEST_LOG" 2>/dev/null | grep -vcE '^[[:space:]]*[0-9]+ - gpu/' || true)
   parity=$(grep -c '^parity ' "$CTEST_FULL" 2>/dev/null || true)
   failed_tests=$(sed -n '/The following tests FAILED/,$p' "$CTEST_LOG" | grep -E '^[[:space:]]+[0-9]+ - ' | sed -E 's/^[[:space:]]*[0-9]+ - //' | head -20 | paste -sd ',' -)
   if [ -z "$line" ]; then
     TEST_STATUS="no summary (ctest rc $CT_RC: timed out or crashed; see ctest.log)"; fail "tests: no summary"
   elif [ "$CT_RC" = 0 ]; then
-    TEST_STATUS="${line}; gpu label ${gpu_tests:-?} tests, $parity parity lines"
+    TEST_STATUS="${line}; gpu label ${gpu_count:-?} tests, $parity parity lines"
   else
     TEST_STATUS="${line}; FAILED: ${failed_tests:-see ctest.log}"; fail "tests"
   fi
-  if [ "${skipped:-0}" -gt 0 ]; then
-    TEST_STATUS="$TEST_STATUS; $skipped test(s) skipped (see ctest.log: no CUDA device, or a data set missing)"
+  if [ "${gpu_skipped:-0}" -gt 0 ]; then
+    TEST_STATUS="$TEST_STATUS; $gpu_skipped gpu test(s) skipped (ctest.log says why)"
     incomplete "GPU tests skipped (the tests did not see the device)"
+  fi
+  if [ "${other_skipped:-0}" -gt 0 ]; then
+    TEST_STATUS="$TEST_STATUS; $other_skipped other test(s) skipped (a data set not installed: ctest.log)"
   fi
   say "tests: $TEST_STATUS"
 

@@ -1,6 +1,6 @@
 // conv2d forward, data gradient and filter gradient on cuDNN (contract: kernels/conv2d.h). The algorithm
 // for each (direction, shape, dtype, math mode, device) is measured once with cudnnFind*AlgorithmEx and
-// cached. Tested against the CPU kernels through the conv2d op by tests/gpu/test_conv2d.cpp.
+// cached. Checked against the CPU kernels through the conv2d op by gpu/conv2d.
 #include "kernels/conv2d.h"
 
 #include <algorithm>

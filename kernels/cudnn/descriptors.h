@@ -1,6 +1,6 @@
 // RAII owners of the cuDNN descriptors used by the cuDNN paths (kernels/cudnn/conv2d.cpp, batch_norm.cpp):
 // each descriptor is created, filled and destroyed in one scope, so an exception thrown half-way leaks
-// nothing. Tested through tests/gpu/test_conv2d.cpp and test_batch_norm.cpp.
+// nothing. Tested through gpu/conv2d, gpu/batch_norm and tests/gpu/test_conv2d_cudnn.cpp.
 #pragma once
 #include <cstdint>
 #include <limits>

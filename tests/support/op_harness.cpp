@@ -173,8 +173,12 @@ void run_op_cases(const std::string& family, const std::vector<OpCase>& cases) {
   std::printf("op harness %s: %zu cases x %zu checks (%s) x %zu devices: %d passed, %d failed, %d skipped%s\n",
               family.c_str(), cases.size(), checks.size(), names.c_str(), devices.size() + 1, tally.passed,
               tally.failed, tally.skipped, skip_reason.c_str());
-  if (tally.passed == 0 && tally.failed == 0 && tally.skipped > 0)
+  if (tally.passed == 0 && tally.failed == 0 && tally.skipped > 0) {
     skip_test_case(cat("op harness ", family, ": every check needs a device", skip_reason));
+  } else if (tally.passed + tally.failed + tally.skipped == 0 && !(checks.size() == 1 && checks.count("perf"))) {
+    // No case takes any selected check (all switched off, say): a run that checks nothing must not pass.
+    FAIL_CHECK("op harness " << family << ": no check applies to any of the " << cases.size() << " cases");
+  }
 }
 
 }  // namespace scpn::test

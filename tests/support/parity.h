@@ -43,7 +43,8 @@ bool skip_without_cuda();
     CHECK(scpn_parity_.ok);                                                      \
   } while (0)
 
-// First line of every GPU test case: skips (and passes) on a machine without a CUDA device.
+// First line of every GPU test case: on a machine without a CUDA device it records the case as skipped
+// (tests/support/skip.h) and returns, before any check.
 #define SCPN_REQUIRE_CUDA()                          \
   do {                                               \
     if (::scpn::test::skip_without_cuda()) return;   \

@@ -36,11 +36,6 @@ bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
-// BatchNorm statistics per trained capacity, as the trainer keeps them under bn_stats = own.
-ResNetConfig config_from_fixture(const nlohmann::json& c, Granularity g, const std::vector<double>& capacities) {
-  return test::golden_model_config(c, g, capacities);
-}
-
 StepOptions options_from_fixture(const nlohmann::json& o) {
   StepOptions so;
   so.mode = TrainMode::scpn;
@@ -96,7 +91,8 @@ void run_case(const nlohmann::json& fx, const nlohmann::json& cs, Worst& params,
   StepOptions so = options_from_fixture(o);
 
   Generator gen(0);  // every tensor is overwritten from the fixture
-  ResNet model(config_from_fixture(fx.at("config"), g, so.capacities), gen, DType::f64);
+  // BatchNorm statistics per trained capacity, as the trainer keeps them under bn_stats = own.
+  ResNet model(test::golden_model_config(fx.at("config"), g, so.capacities), gen, DType::f64);
 
   // The initial state: every parameter and statistic by name, each loaded exactly once; a channel case
   // takes its scores from "channel_scores" instead of the weight-granularity ones.
