@@ -98,8 +98,8 @@ void set_math_mode(const MathMode& mode) {
   std::lock_guard lock(mode_mutex());
   mode_storage() = mode;
 }
-ParityModeGuard::ParityModeGuard() : saved_(math_mode()) { set_math_mode({false, true}); }
-ParityModeGuard::~ParityModeGuard() { set_math_mode(saved_); }
+MathModeGuard::MathModeGuard(const MathMode& mode) : saved_(math_mode()) { set_math_mode(mode); }
+MathModeGuard::~MathModeGuard() { set_math_mode(saved_); }
 
 void require_device(int index) {
   if (index >= 0 && index < device_count() && index < kMaxDevices) return;

@@ -23,13 +23,21 @@ struct MathMode {
 };
 MathMode math_mode();
 void set_math_mode(const MathMode& mode);
-// Sets parity mode for a scope (tests): TF32 off, deterministic on; restores the previous mode.
-class ParityModeGuard {
+// Sets `mode` for a scope and restores the previous mode when it ends.
+class MathModeGuard {
  public:
-  ParityModeGuard();
-  ~ParityModeGuard();
+  explicit MathModeGuard(const MathMode& mode);
+  ~MathModeGuard();
+  MathModeGuard(const MathModeGuard&) = delete;
+  MathModeGuard& operator=(const MathModeGuard&) = delete;
+
  private:
   MathMode saved_;
+};
+// Parity mode for a scope (tests): TF32 off, deterministic algorithms only.
+class ParityModeGuard : public MathModeGuard {
+ public:
+  ParityModeGuard() : MathModeGuard({.allow_tf32 = false, .deterministic = true}) {}
 };
 
 // Throws, naming the device and why, unless cuda:index exists.

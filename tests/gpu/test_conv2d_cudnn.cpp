@@ -106,16 +106,6 @@ Run run_on(Device device, const Case& c, const std::vector<Tensor>& inputs, uint
   return r;
 }
 
-// Sets the process's math mode for a scope.
-class MathModeGuard {
- public:
-  explicit MathModeGuard(cuda::MathMode mode) : saved_(cuda::math_mode()) { cuda::set_math_mode(mode); }
-  ~MathModeGuard() { cuda::set_math_mode(saved_); }
-
- private:
-  cuda::MathMode saved_;
-};
-
 }  // namespace
 
 TEST_CASE("cuDNN conv2d kernels with a one-byte workspace limit (any algorithm) match the CPU kernels") {
@@ -131,7 +121,7 @@ TEST_CASE("cuDNN conv2d kernels with a one-byte workspace limit (any algorithm) 
 
     // A workspace limit of one byte leaves only the algorithms that need none: same results. Not every
     // direction has a deterministic algorithm without workspace, so this lifts the determinism.
-    MathModeGuard any_algorithm({.allow_tf32 = false, .deterministic = false});
+    cuda::MathModeGuard any_algorithm({.allow_tf32 = false, .deterministic = false});
     Conv2dParams tight = p;
     tight.workspace_limit_bytes = 1;
     Tensor y_cpu = Tensor::empty(y_shape, dt), y_gpu = full(y_shape, NAN, dt, kGpu);
@@ -155,7 +145,7 @@ TEST_CASE("cuDNN conv2d kernels with a one-byte workspace limit (any algorithm) 
 
 TEST_CASE("conv2d on CUDA with TF32 allowed still agrees loosely with the CPU") {
   SCPN_REQUIRE_CUDA();
-  MathModeGuard tf32({.allow_tf32 = true, .deterministic = false});
+  cuda::MathModeGuard tf32({.allow_tf32 = true, .deterministic = false});
   uint64_t seed = 3600;
   for (const Case& c : kTf32Cases) {
     CAPTURE(label_of(c));

@@ -112,21 +112,11 @@ const std::vector<std::array<int64_t, 3>> kLargeSizes = {
     {65, 127, 257}, {257, 65, 127}, {127, 257, 65}, {257, 257, 257}, {1, 257, 127}, {257, 1, 65},
     {33, 65, 600},  {7, 4100, 13},  {300, 17, 5},   {512, 512, 512}, {256, 1000, 512}};
 
-// Sets the process's math mode for a scope.
-class MathModeGuard {
- public:
-  explicit MathModeGuard(cuda::MathMode mode) : saved_(cuda::math_mode()) { cuda::set_math_mode(mode); }
-  ~MathModeGuard() { cuda::set_math_mode(saved_); }
-
- private:
-  cuda::MathMode saved_;
-};
-
 }  // namespace
 
 TEST_CASE("cuBLAS gemm with TF32 allowed agrees loosely with the reference") {
   SCPN_REQUIRE_CUDA();
-  MathModeGuard tf32({.allow_tf32 = true, .deterministic = false});
+  cuda::MathModeGuard tf32({.allow_tf32 = true, .deterministic = false});
   check_sizes(kLargeSizes, DType::f32, true);
   check_sizes(kLargeSizes, DType::f64);  // f64 ignores TF32: still exact to rounding
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "engine/autograd.h"
 #include "engine/ops/pool.h"
@@ -183,24 +184,19 @@ std::vector<OpCase> average_pool_cases() {
     const uint64_t s = ++seed;
     const auto inputs = [shape, s](DType d) { return std::vector<Tensor>{random_tensor(shape, d, s).requires_grad_()}; };
     // Sums are in double on every device, so only the last bit of a rounded mean can differ.
-    cases.push_back({.name = "adaptive_avg_pool2d_1x1 " + shape_str(shape),
-                     .inputs = inputs,
-                     .op = [](const std::vector<Tensor>& v) { return adaptive_avg_pool2d_1x1(v[0]); },
-                     .oracle = oracle,
-                     .oracle_f32 = {1e-6, 1e-6},
-                     .oracle_f64 = {1e-14, 1e-14},
-                     .gradcheck = small,
-                     .parity_f32 = {1e-7, 1e-6},
-                     .parity_f64 = {1e-14, 1e-13}});
-    cases.push_back({.name = "global_avg_pool " + shape_str(shape),
-                     .inputs = inputs,
-                     .op = [](const std::vector<Tensor>& v) { return global_avg_pool(v[0]); },
-                     .oracle = oracle,
-                     .oracle_f32 = {1e-6, 1e-6},
-                     .oracle_f64 = {1e-14, 1e-14},
-                     .gradcheck = small,
-                     .parity_f32 = {1e-7, 1e-6},
-                     .parity_f64 = {1e-14, 1e-13}});
+    const std::pair<const char*, test::OpFn> ops[] = {
+        {"adaptive_avg_pool2d_1x1 ", [](const std::vector<Tensor>& v) { return adaptive_avg_pool2d_1x1(v[0]); }},
+        {"global_avg_pool ", [](const std::vector<Tensor>& v) { return global_avg_pool(v[0]); }}};
+    for (const auto& [name, op] : ops)
+      cases.push_back({.name = name + shape_str(shape),
+                       .inputs = inputs,
+                       .op = op,
+                       .oracle = oracle,
+                       .oracle_f32 = {1e-6, 1e-6},
+                       .oracle_f64 = {1e-14, 1e-14},
+                       .gradcheck = small,
+                       .parity_f32 = {1e-7, 1e-6},
+                       .parity_f64 = {1e-14, 1e-13}});
   }
   return cases;
 }
