@@ -16,6 +16,7 @@
 #include "kernels/reduce.h"
 #include "kernels/select.h"
 #include "kernels/softmax.h"
+#include "kernels/sparse_channel.h"
 
 namespace scpn {
 
@@ -76,6 +77,10 @@ struct KernelTable {
   // masked_weight.h
   KernelSlot<MaskedWeightForwardFn> masked_weight_forward{"masked_weight_forward"};
   KernelSlot<MaskedWeightBackwardFn> masked_weight_backward{"masked_weight_backward"};
+  // sparse_channel.h
+  KernelSlot<GatherChannelsFn> gather_channels{"gather_channels"};
+  KernelSlot<ScatterChannelsFn> scatter_channels{"scatter_channels"};
+  KernelSlot<KeptFiltersBackwardFn> kept_filters_backward{"kept_filters_backward"};
   // optimizer.h
   KernelSlot<SgdStepFn> sgd_step{"sgd_step"};
   KernelSlot<AdamWStepFn> adamw_step{"adamw_step"};

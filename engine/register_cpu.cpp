@@ -46,6 +46,10 @@ void register_cpu_kernels(KernelTable& k) {
   // masked_weight.h
   k.masked_weight_forward.cpu = cpu::masked_weight_forward;
   k.masked_weight_backward.cpu = cpu::masked_weight_backward;
+  // sparse_channel.h
+  k.gather_channels.cpu = cpu::gather_channels;
+  k.scatter_channels.cpu = cpu::scatter_channels;
+  k.kept_filters_backward.cpu = cpu::kept_filters_backward;
   // optimizer.h
   k.sgd_step.cpu = cpu::sgd_step;
   k.adamw_step.cpu = cpu::adamw_step;

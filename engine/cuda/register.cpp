@@ -65,6 +65,10 @@ void register_cuda_kernels(KernelTable& k) {
   // masked_weight.h
   k.masked_weight_forward.cuda = cuda::masked_weight_forward;
   k.masked_weight_backward.cuda = cuda::masked_weight_backward;
+  // sparse_channel.h
+  k.gather_channels.cuda = cuda::gather_channels;
+  k.scatter_channels.cuda = cuda::scatter_channels;
+  k.kept_filters_backward.cuda = cuda::kept_filters_backward;
   // optimizer.h
   k.sgd_step.cuda = cuda::sgd_step;
   k.adamw_step.cuda = cuda::adamw_step;
