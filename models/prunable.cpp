@@ -5,6 +5,7 @@
 #include "engine/ops/batch_norm.h"
 #include "engine/ops/masked_weight.h"
 #include "engine/ops/select.h"
+#include "engine/ops/sparse_channel.h"
 
 namespace scpn::models {
 
@@ -34,13 +35,40 @@ Tensor PrunableConv2d::mask(double capacity) const {
 }
 
 void PrunableConv2d::prepare_masks(const std::vector<double>& capacities) {
-  prepared_.clear();
+  clear_masks();
   if (!pruned() || capacities.empty()) return;
   std::vector<Tensor> masks = capacity_masks(score_->detach(), capacities);
-  for (size_t i = 0; i < capacities.size(); ++i) prepared_[capacity_key(capacities[i])] = masks[i];
+  for (size_t i = 0; i < capacities.size(); ++i) {
+    const std::string key = capacity_key(capacities[i]);
+    prepared_[key] = masks[i];
+    if (granularity_ == Granularity::channel) prepared_kept_[key] = kept_index_from_mask(masks[i]);
+  }
 }
 
-void PrunableConv2d::clear_masks() { prepared_.clear(); }
+void PrunableConv2d::clear_masks() {
+  prepared_.clear();
+  prepared_kept_.clear();
+}
+
+Tensor PrunableConv2d::kept_filters(double capacity) const {
+  SCPN_CHECK(granularity_ == Granularity::channel, "PrunableConv2d::kept_filters: needs channel granularity");
+  auto it = prepared_kept_.find(capacity_key(capacity));
+  if (it != prepared_kept_.end()) return it->second;
+  return kept_index_from_mask(mask(capacity));
+}
+
+Tensor PrunableConv2d::forward_compact(const Tensor& x, const Tensor& kept_inputs, const Tensor& kept) const {
+  Tensor w = weight_;
+  if (kept.defined()) {
+    SCPN_CHECK(pruned() && granularity_ == Granularity::channel,
+               "PrunableConv2d::forward_compact: kept filters need a channel-scored convolution");
+    w = gather_filters(weight_, *score_, kept);
+  } else if (pruned() && granularity_ == Granularity::weight) {
+    throw Error("PrunableConv2d::forward_compact: a weight-granularity convolution has no compact form");
+  }
+  if (kept_inputs.defined()) w = gather_channels(w, 1, kept_inputs);
+  return conv2d(x, w, Tensor(), options_);
+}
 
 Tensor PrunableConv2d::forward_with_mask(const Tensor& x, const Tensor& m) const {
   return conv2d(x, masked_weight(weight_, *score_, m), Tensor(), options_);
@@ -83,21 +111,45 @@ std::pair<Tensor, Tensor> PrunableBatchNorm::running_stats(double capacity, BnSt
   return {*it->second.first, *it->second.second};
 }
 
-Tensor PrunableBatchNorm::forward(const Tensor& x, const ForwardContext& ctx) const {
+BatchNormOptions PrunableBatchNorm::options(const ForwardContext& ctx) const {
   BatchNormOptions opt;
   opt.training = is_training();
   if (ctx.bn_momentum_override > 0) opt.momentum = ctx.bn_momentum_override;
-  if (!opt.training) {
-    auto [mean, var] = running_stats(ctx.capacity, ctx.bn_stats);
-    return batch_norm(x, weight_, bias_, mean, var, opt);
-  }
-  // Training: batch statistics; the running statistics moved are the parent's for the parent, the
-  // capacity's own under bn_stats=own when it has them, and none otherwise (the reference's behaviour).
-  if (ctx.capacity == 1.0) return batch_norm(x, weight_, bias_, running_mean_, running_var_, opt);
+  return opt;
+}
+
+// Training: batch statistics; the running statistics moved are the parent's for the parent, the
+// capacity's own under bn_stats=own when it has them, and none otherwise (the reference's behaviour).
+std::pair<Tensor, Tensor> PrunableBatchNorm::stats_to_update(const ForwardContext& ctx) const {
+  if (ctx.capacity == 1.0) return {running_mean_, running_var_};
   auto it = per_capacity_.find(capacity_key(ctx.capacity));
-  if (ctx.bn_stats == BnStatsMode::own && it != per_capacity_.end())
-    return batch_norm(x, weight_, bias_, *it->second.first, *it->second.second, opt);
-  return batch_norm(x, weight_, bias_, Tensor(), Tensor(), opt);
+  if (ctx.bn_stats == BnStatsMode::own && it != per_capacity_.end()) return {*it->second.first, *it->second.second};
+  return {};
+}
+
+Tensor PrunableBatchNorm::forward(const Tensor& x, const ForwardContext& ctx) const {
+  const BatchNormOptions opt = options(ctx);
+  auto [mean, var] = opt.training ? stats_to_update(ctx) : running_stats(ctx.capacity, ctx.bn_stats);
+  return batch_norm(x, weight_, bias_, mean, var, opt);
+}
+
+Tensor PrunableBatchNorm::forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx) const {
+  if (!kept.defined()) return forward(x, ctx);
+  const BatchNormOptions opt = options(ctx);
+  auto [mean, var] = opt.training ? stats_to_update(ctx) : running_stats(ctx.capacity, ctx.bn_stats);
+  Tensor kept_mean, kept_var;
+  if (mean.defined()) {
+    kept_mean = gather_channels(mean, 0, kept);
+    kept_var = gather_channels(var, 0, kept);
+  }
+  Tensor y = batch_norm(x, gather_channels(weight_, 0, kept), gather_channels(bias_, 0, kept), kept_mean, kept_var, opt);
+  if (opt.training && mean.defined()) {
+    // A pruned channel of the masked path is all zeros: batch mean and variance 0, so its running values
+    // shrink by (1 − momentum).
+    scatter_channels_(mean, 0, kept, kept_mean, 1.0 - opt.momentum);
+    scatter_channels_(var, 0, kept, kept_var, 1.0 - opt.momentum);
+  }
+  return y;
 }
 
 }  // namespace scpn::models

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/nn/module.h"
+#include "engine/ops/batch_norm.h"
 #include "engine/ops/conv2d.h"
 #include "models/config.h"
 
@@ -22,6 +23,10 @@ struct ForwardContext {
   // Re-estimation of a capacity's statistics: > 0 replaces BatchNorm's momentum (1/(t+1) at batch t gives
   // exact averages over the batches seen).
   double bn_momentum_override = 0.0;
+  // Channel granularity: compute a subnetwork on compact copies of the filters it keeps (sparse-channel
+  // compute, docs/sparse_channel.md) instead of masked dense tensors. Same outputs, gradients and
+  // statistics to float rounding, at about the subnetwork's share of the work.
+  bool compact_channels = false;
 };
 
 // A bias-free convolution holding its weight W and, when it is pruned, a learnable score S; at capacity c it
@@ -45,6 +50,14 @@ class PrunableConv2d : public nn::Module {
   // Forward with an explicit mask (the block reuses a channel mask for the following BatchNorm).
   Tensor forward_with_mask(const Tensor& x, const Tensor& mask) const;
 
+  // Channel granularity: the filters kept at capacity c as an i32 index on the weight's device (from the
+  // prepared masks when prepare_masks() covered c).
+  Tensor kept_filters(double capacity) const;
+  // The compact convolution: only the input channels `kept_inputs` lists (undefined: all) and the filters
+  // `kept` lists (undefined: all; otherwise with the straight-through gradient to the score). x holds
+  // exactly those input channels; the output holds those filters.
+  Tensor forward_compact(const Tensor& x, const Tensor& kept_inputs, const Tensor& kept) const;
+
   bool pruned() const { return score_ != nullptr; }
   Granularity granularity() const { return granularity_; }
   const Tensor& weight() const { return weight_; }
@@ -60,6 +73,7 @@ class PrunableConv2d : public nn::Module {
   Tensor& weight_;
   Tensor* score_ = nullptr;
   std::map<std::string, Tensor> prepared_;
+  std::map<std::string, Tensor> prepared_kept_;  // channel granularity: kept_filters() of the prepared masks
 };
 
 // BatchNorm whose affine γ, β are shared by every capacity while running statistics are kept per trained
@@ -68,6 +82,10 @@ class PrunableBatchNorm : public nn::Module {
  public:
   PrunableBatchNorm(int64_t channels, const std::vector<double>& capacities, DType dtype = DType::f32);
   Tensor forward(const Tensor& x, const ForwardContext& ctx) const;
+  // BatchNorm of the channels `kept` lists (undefined: all, = forward): x holds those channels; γ, β and
+  // the statistics are gathered. A training forward that moves running statistics writes the kept ones
+  // back and decays the others by (1 − momentum), as the masked path's all-zero channels would.
+  Tensor forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx) const;
 
   // Registers (zeroed mean, unit variance) statistics for a capacity that has none yet.
   void add_capacity(double capacity);
@@ -83,6 +101,10 @@ class PrunableBatchNorm : public nn::Module {
   Tensor& bias_;
   Tensor& running_mean_;
   Tensor& running_var_;
+  // The running statistics a training forward at ctx moves (both undefined: none).
+  std::pair<Tensor, Tensor> stats_to_update(const ForwardContext& ctx) const;
+  BatchNormOptions options(const ForwardContext& ctx) const;
+
   std::map<std::string, std::pair<Tensor*, Tensor*>> per_capacity_;  // capacity_key → (mean, var)
   DType dtype_;
 };

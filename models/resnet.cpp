@@ -60,9 +60,23 @@ class Downsample : public nn::Module {
   std::shared_ptr<PrunableBatchNorm> bn;
 };
 
-// conv → BN, and for a channel-pruned conv the same mask zeroes the BN's output channels, so a pruned
-// filter is exactly absent downstream (BN's β would otherwise revive it).
-Tensor conv_bn(const PrunableConv2d& conv, const PrunableBatchNorm& bn, const Tensor& x, const ForwardContext& ctx) {
+// The filters a channel-scored conv keeps when this pass computes compact; undefined when the conv's
+// output is whole or the pass is masked.
+Tensor compact_kept(const PrunableConv2d& conv, const ForwardContext& ctx) {
+  if (!ctx.compact_channels || !conv.pruned() || conv.granularity() != Granularity::channel || ctx.capacity == 1.0)
+    return Tensor();
+  return conv.kept_filters(ctx.capacity);
+}
+
+// conv → BN. Masked: for a channel-pruned conv the same mask zeroes the BN's output channels, so a pruned
+// filter is exactly absent downstream (BN's β would otherwise revive it). Compact: x holds only the input
+// channels `kept_inputs` lists (undefined: all) and the output only the kept filters, listed in *kept_out.
+Tensor conv_bn(const PrunableConv2d& conv, const PrunableBatchNorm& bn, const Tensor& x, const ForwardContext& ctx,
+               const Tensor& kept_inputs = Tensor(), Tensor* kept_out = nullptr) {
+  Tensor kept = compact_kept(conv, ctx);
+  if (kept_out) *kept_out = kept;
+  if (kept.defined() || kept_inputs.defined())
+    return bn.forward_compact(conv.forward_compact(x, kept_inputs, kept), kept, ctx);
   if (!conv.pruned() || conv.granularity() == Granularity::weight || ctx.capacity == 1.0)
     return bn.forward(conv.forward(x, ctx.capacity), ctx);
   Tensor m = conv.mask(ctx.capacity);
@@ -83,8 +97,9 @@ class BasicBlock : public ResidualBlock {
       downsample_ = register_module("downsample", std::make_shared<Downsample>(b, prefix + "downsample.", in, planes, stride));
   }
   Tensor forward(const Tensor& x, const ForwardContext& ctx) const override {
-    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx));
-    h = conv_bn(*conv2_, *bn2_, h, ctx);
+    Tensor kept;  // conv1's kept filters in a compact pass: conv2 reads only those channels
+    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx, Tensor(), &kept));
+    h = conv_bn(*conv2_, *bn2_, h, ctx, kept);
     Tensor shortcut = downsample_ ? downsample_->forward(x, ctx) : x;
     return relu(add(h, shortcut));
   }
@@ -114,9 +129,10 @@ class Bottleneck : public ResidualBlock {
           register_module("downsample", std::make_shared<Downsample>(b, prefix + "downsample.", in, planes * 4, stride));
   }
   Tensor forward(const Tensor& x, const ForwardContext& ctx) const override {
-    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx));
-    h = relu(conv_bn(*conv2_, *bn2_, h, ctx));
-    h = conv_bn(*conv3_, *bn3_, h, ctx);
+    Tensor kept1, kept2;  // kept filters of conv1 and conv2 in a compact pass
+    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx, Tensor(), &kept1));
+    h = relu(conv_bn(*conv2_, *bn2_, h, ctx, kept1, &kept2));
+    h = conv_bn(*conv3_, *bn3_, h, ctx, kept2);
     Tensor shortcut = downsample_ ? downsample_->forward(x, ctx) : x;
     return relu(add(h, shortcut));
   }

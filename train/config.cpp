@@ -209,6 +209,9 @@ const std::vector<Entry>& table() {
       field("model.feature_dim", &TrainConfig::feature_dim, "D, the retrieval feature (projector output)", at_least<int64_t>(1)),
       choice("model.granularity", &TrainConfig::granularity,
              "mask granularity: weight (one score per weight, the paper's) or channel (one per filter inside blocks)"),
+      field("model.compact_subnets", &TrainConfig::compact_subnets,
+            "channel granularity: train each subnetwork on compact copies of the filters it keeps, at its own cost "
+            "(true), or masked at the parent's cost (false, the reference path); same gradients to rounding"),
       choice("data.dataset", &TrainConfig::dataset,
              "fashion_mnist (IDX .gz files in data.root), image_folder (data.root/{train,test}/<class>/*.jpg|png) or "
              "inshop (DeepFashion In-shop: list_eval_partition.txt's train split trains, its query split is ranked "

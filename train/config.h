@@ -33,6 +33,7 @@ struct TrainConfig {
   int64_t base_width = 12;
   int64_t feature_dim = 128;
   models::Granularity granularity = models::Granularity::weight;
+  bool compact_subnets = true;  // channel granularity: subnetwork passes on compact tensors
   // data
   DatasetKind dataset = DatasetKind::fashion_mnist;
   std::string data_root = "/usr/share/datasets/fashion-mnist";

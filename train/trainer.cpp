@@ -95,6 +95,7 @@ void Trainer::State::setup_model() {
   so.task_clip_norm = cfg.task_clip_norm;
   so.clip_norm = cfg.clip_norm;
   so.label_smoothing = cfg.label_smoothing;
+  so.compact_subnets = cfg.compact_subnets;
   so.integration = cfg.integration;
   step = std::make_unique<ScpnStep>(*model, *optimizer, so, cfg.seed);
   checkpointer = std::make_unique<Checkpointer>(cfg, *model, *optimizer, *scheduler);

@@ -45,8 +45,9 @@ ResNetConfig small_config(Granularity granularity) {
 }
 
 // Two trained subnetworks plus one random capacity per step, as in training.
-StepOptions step_options(ConflictSemantics semantics = ConflictSemantics::last) {
+StepOptions step_options(ConflictSemantics semantics = ConflictSemantics::last, bool compact_subnets = true) {
   StepOptions so;
+  so.compact_subnets = compact_subnets;
   so.mode = TrainMode::scpn;
   so.capacities = {0.5, 0.25};
   so.extra_random_capacities = 1;
@@ -63,7 +64,8 @@ struct Trainee {
   std::unique_ptr<ScpnStep> step;
   Tensor images, labels;
 
-  Trainee(Granularity granularity, DType dtype, Device device, ConflictSemantics semantics = ConflictSemantics::last) {
+  Trainee(Granularity granularity, DType dtype, Device device, ConflictSemantics semantics = ConflictSemantics::last,
+          bool compact_subnets = true) {
     Generator init(5);
     model = std::make_unique<ResNet>(small_config(granularity), init, dtype);
     model->to(device);
@@ -73,7 +75,7 @@ struct Trainee {
     optimizer = std::make_unique<SGD>(
         std::vector<SgdGroup>{{model->decay_parameters(), decay, 1.0}, {model->no_decay_parameters(), no_decay, 1.0}},
         0.05);
-    step = std::make_unique<ScpnStep>(*model, *optimizer, step_options(semantics), 11);
+    step = std::make_unique<ScpnStep>(*model, *optimizer, step_options(semantics, compact_subnets), 11);
     Generator data(77);
     images = normal({8, 3, 16, 16}, 0, 1, data, dtype).to(device);
     labels = from_vector({0, 1, 2, 3, 4, 0, 1, 2}, {8}, DType::i64, device);
@@ -108,13 +110,17 @@ TEST_CASE("the first SCPN step on cuda:0 equals the CPU's: losses, gradient norm
   SCPN_REQUIRE_CUDA();
   cuda::ParityModeGuard parity;
   for (DType dtype : {DType::f32, DType::f64}) {
-    for (Granularity granularity : {Granularity::weight, Granularity::channel}) {
+    // Channel granularity twice: compact subnetworks on both devices, and compact on cuda:0 against the
+    // masked reference path on the CPU (sparse-channel compute against what it replaces).
+    for (auto [granularity, cpu_compact] : {std::pair{Granularity::weight, true}, std::pair{Granularity::channel, true},
+                                            std::pair{Granularity::channel, false}}) {
       const ConflictSemantics semantics = parity_semantics(dtype);
-      const std::string label = cat(to_string(granularity), " granularity, ", dtype_label(dtype), ", ",
-                                    semantics == ConflictSemantics::last ? "last" : "chain", " integration");
+      const std::string label =
+          cat(to_string(granularity), " granularity", granularity == Granularity::weight ? "" : cpu_compact ? " compact" : " compact vs CPU masked",
+              ", ", dtype_label(dtype), ", ", semantics == ConflictSemantics::last ? "last" : "chain", " integration");
       CAPTURE(label);
       const Tolerance tol = tolerance(dtype);
-      Trainee cpu(granularity, dtype, kCPU, semantics), gpu(granularity, dtype, kGpu, semantics);
+      Trainee cpu(granularity, dtype, kCPU, semantics, cpu_compact), gpu(granularity, dtype, kGpu, semantics);
       for (const auto& [name, t] : gpu.model->state()) {
         CAPTURE(name);
         CHECK(t.device() == kGpu);

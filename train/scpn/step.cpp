@@ -53,6 +53,12 @@ std::vector<double> ScpnStep::step_capacities(int64_t step_index) const {
   return caps;
 }
 
+models::ForwardContext ScpnStep::subnet_context(double capacity) const {
+  models::ForwardContext ctx{.capacity = capacity, .bn_stats = options_.bn_stats};
+  ctx.compact_channels = options_.compact_subnets;
+  return ctx;
+}
+
 StepResult ScpnStep::run(const Tensor& images, const Tensor& labels, int64_t step_index) {
   model_.train();
   switch (options_.mode) {
@@ -73,7 +79,7 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
   // Slot 0 is the parent; slots 1..N the subnetworks, in capacity order.
   std::vector<GradientSlot> slots(r.capacities.size() + 1);
   for (size_t i = 0; i < r.capacities.size(); ++i) {
-    models::ForwardContext ctx{r.capacities[i], options_.bn_stats};
+    const models::ForwardContext ctx = subnet_context(r.capacities[i]);
     auto t0 = Clock::now();
     Tensor loss = cross_entropy(model_.forward(images, ctx).logits, labels, options_.label_smoothing);
     r.timings.subnet_forward_ms.push_back(ms_since(t0));
@@ -124,7 +130,7 @@ StepResult ScpnStep::run_sum(const Tensor& images, const Tensor& labels, int64_t
   Tensor total;
   for (double c : r.capacities) {
     auto t0 = Clock::now();
-    Tensor loss = cross_entropy(model_.forward(images, {c, options_.bn_stats}).logits, labels, options_.label_smoothing);
+    Tensor loss = cross_entropy(model_.forward(images, subnet_context(c)).logits, labels, options_.label_smoothing);
     r.timings.subnet_forward_ms.push_back(ms_since(t0));
     r.timings.subnet_backward_ms.push_back(0.0);  // one backward for all, counted as the parent's
     r.subnet_losses.push_back(loss.item());

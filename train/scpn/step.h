@@ -22,6 +22,10 @@ struct StepOptions {
   double task_clip_norm = 100;  // per subnetwork (step 1); 0 disables
   double clip_norm = 100;       // after integration (step 4); 0 disables
   double label_smoothing = 0;
+  // Channel granularity: subnetwork passes compute on compact copies of their kept filters (sparse-channel
+  // compute); false runs them masked at the parent's cost (the reference path). Weight granularity is
+  // always masked.
+  bool compact_subnets = true;
   IntegrationOptions integration;
 };
 
@@ -55,6 +59,7 @@ class ScpnStep {
   StepResult run_sum(const Tensor& images, const Tensor& labels, int64_t step_index);
   StepResult run_parent(const Tensor& images, const Tensor& labels);
   std::vector<double> step_capacities(int64_t step_index) const;
+  models::ForwardContext subnet_context(double capacity) const;
   void finish(StepResult& r);  // final clip + optimizer step
 
   models::ResNet& model_;
