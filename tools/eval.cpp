@@ -26,7 +26,9 @@ const char* const kUsage = R"(usage: eval (--run DIR | --checkpoint CKPT --confi
 Evaluates the subnetworks of a trained prunable network on the config's test set and writes a report.
 
   --run DIR              a train_scpn run folder: DIR/final.safetensors and DIR/config.json
-  --checkpoint CKPT      the model checkpoint (overrides the run's)
+  --checkpoint CKPT      the model checkpoint (overrides the run's); a subnetwork that prune wrote (compact
+                         in channel granularity) is evaluated as it is, at capacity 1: with
+                         --gallery-checkpoint RUN it queries the full model's gallery
   --config CONFIG.json   the run's config (overrides the run's)
   --output FOLDER        the report folder (default DIR/eval with --run); created if needed
   --capacities LIST      comma-separated capacities in (0, 1] (default 0.1,0.2,...,1.0 and the trained
@@ -77,8 +79,18 @@ int run(int argc, char** argv) {
   options.trained = trained_capacities(cfg);
   if (!args.has("--capacities"))  // the default list shows the trained capacities too
     options.capacities.insert(options.capacities.end(), options.trained.begin(), options.trained.end());
+  // A subnetwork tools/prune wrote (compact in channel granularity) is evaluated as the network it is.
+  const std::string pruned = pruned_capacity(source.checkpoint);
+  if (!pruned.empty()) {
+    SCPN_CHECK(!args.has("--capacities") || options.capacities == std::vector<double>{1.0}, "--capacities: ",
+               source.checkpoint, " is a subnetwork pruned at capacity ", pruned,
+               "; it is evaluated as it is (capacity 1), so drop --capacities");
+    options.capacities = {1.0};
+    options.trained = {};
+    options.parent_bn_too = false;
+  }
   const Device device = resolve_device(args.get("--device", "auto"), "--device");
-  std::unique_ptr<models::ResNet> model = load_source_model(source);
+  std::unique_ptr<models::ResNet> model = load_source_model(source, /*accept_pruned=*/true);
   model->to(device);
 
   std::unique_ptr<models::ResNet> other;
@@ -95,7 +107,8 @@ int run(int argc, char** argv) {
   SweepResult result = run_sweep(*model, *opened.data, options, other.get(), other_path);
 
   ReportInfo info;
-  info.title = args.get("--title", "SCPN evaluation: " + source.checkpoint);
+  info.title = args.get("--title", "SCPN evaluation: " + source.checkpoint +
+                                       (pruned.empty() ? "" : " (subnetwork pruned at capacity " + pruned + ")"));
   info.checkpoint = source.checkpoint;
   info.config_file = source.config_file;
   info.config = cfg.to_json();

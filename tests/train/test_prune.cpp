@@ -155,6 +155,23 @@ TEST_CASE("a pruned checkpoint computes what the masked model computes at its ca
     CHECK(int64_t(masks.tensors.size()) == scored);
     CHECK_THROWS_WITH_AS(load_source_model({out, l.source.config_file, l.source.config}),
                          doctest::Contains("is already a pruned subnetwork (capacity 0.50)"), Error);
+
+    // eval's path for the written subnetwork: loaded as it is and swept at capacity 1 alone, against the
+    // full model's gallery, it gives the figures the pruning measured on the extracted model.
+    ModelSource pruned_source{out, l.source.config_file, l.source.config};
+    CHECK(pruned_capacity(out) == "0.50");
+    CHECK(pruned_capacity(l.source.checkpoint).empty());
+    std::unique_ptr<models::ResNet> as_source = load_source_model(pruned_source, /*accept_pruned=*/true);
+    SweepOptions sweep;
+    sweep.capacities = {1.0};
+    sweep.parent_bn_too = false;
+    SweepResult swept = run_sweep(*as_source, *l.data.data, sweep, l.model.get(), l.source.checkpoint);
+    REQUIRE(swept.report.rows.size() == 1);
+    CHECK(swept.report.rows[0].self.map == doctest::Approx(r.variants[0].self.map).epsilon(1e-6));
+    REQUIRE(swept.gallery);
+    CHECK(swept.gallery->cross[0].map == doctest::Approx(r.variants[0].cross.map).epsilon(1e-6));
+    // A compact model's own count is the subnetwork's; masked weights count as the dense layers they fill.
+    if (granularity == "channel") CHECK(swept.macs[0] == r.complexity.macs);
   }
 }
 

@@ -38,15 +38,21 @@ ModelSource resolve_model_source(const std::string& run_dir, const std::string& 
   return s;
 }
 
-std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source) {
-  SafetensorsHeader header = read_safetensors_header(source.checkpoint);
-  if (auto it = header.metadata.find(kPrunedCapacityKey); it != header.metadata.end())
-    throw Error(cat(source.checkpoint, " is already a pruned subnetwork (capacity ", it->second,
+std::string pruned_capacity(const std::string& checkpoint) {
+  SafetensorsHeader header = read_safetensors_header(checkpoint);
+  auto it = header.metadata.find(kPrunedCapacityKey);
+  return it == header.metadata.end() ? std::string() : it->second;
+}
+
+std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source, bool accept_pruned) {
+  const std::string pruned = pruned_capacity(source.checkpoint);
+  if (!pruned.empty() && !accept_pruned)
+    throw Error(cat(source.checkpoint, " is already a pruned subnetwork (capacity ", pruned,
                     "); prune or evaluate the full model it was cut from"));
   std::unique_ptr<models::ResNet> model = models::load_model(source.checkpoint);
   const models::ResNetConfig& m = model->config();
-  SCPN_CHECK(m.inner_widths.empty(), source.checkpoint, " is a compact subnetwork (model config inner_widths is set); ",
-             "prune or evaluate the full model it was cut from");
+  SCPN_CHECK(m.inner_widths.empty() || !pruned.empty(), source.checkpoint,
+             " is a compact subnetwork (model config inner_widths is set); prune or evaluate the full model it was cut from");
   const TrainConfig& c = source.config;
   auto mismatch = [&](const char* key, const std::string& in_checkpoint, const std::string& in_config) {
     if (in_checkpoint != in_config)

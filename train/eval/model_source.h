@@ -28,11 +28,16 @@ struct ModelSource {
 // given, a missing folder or file, a config parse_config refuses.
 ModelSource resolve_model_source(const std::string& run_dir, const std::string& checkpoint, const std::string& config_file);
 
-// Loads the checkpoint and checks it against the config: it must be a full prunable model (not a pruned
-// subnetwork this tool wrote) with the config's arch, stem, base_width, feature_dim, granularity and the
-// dataset's input channels. Errors: "<ckpt> does not match <config>: model.base_width is 4 in the
-// checkpoint, 2 in the config".
-std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source);
+// The capacity a pruned subnetwork checkpoint (tools/prune's output) was cut at, as written in its
+// metadata ("0.25"); empty for a full model.
+std::string pruned_capacity(const std::string& checkpoint);
+
+// Loads the checkpoint and checks it against the config: the config's arch, stem, base_width,
+// feature_dim, granularity and the dataset's input channels. Errors: "<ckpt> does not match <config>:
+// model.base_width is 4 in the checkpoint, 2 in the config". It must be a full prunable model unless
+// accept_pruned: a pruned subnetwork (a compact model in channel granularity) is then loaded as the
+// standalone network it is, evaluated at capacity 1.
+std::unique_ptr<models::ResNet> load_source_model(const ModelSource& source, bool accept_pruned = false);
 
 // The number of classes of the opened dataset must be the model's (its classifier's outputs).
 void check_model_classes(const models::ResNet& model, const ModelSource& source, const ExperimentData& data);
