@@ -8,6 +8,7 @@
 
 #include "engine/devices.h"
 #include "engine/optim/sgd.h"
+#include "models/complexity.h"
 #include "models/resnet.h"
 #include "train/config.h"
 #include "train/scpn/step.h"
@@ -39,6 +40,7 @@ int main(int argc, char** argv) try {
   train::StepOptions so;
   so.mode = cfg.mode;
   so.capacities = cfg.mode == train::TrainMode::parent ? std::vector<double>{} : cfg.capacities;
+  so.compact_subnets = cfg.compact_subnets;
   train::ScpnStep step(model, opt, so, cfg.seed);
   Tensor x = normal({cfg.batch_size, 1, cfg.image_size, cfg.image_size}, 0, 1, gen).to(device);
   std::vector<double> labels;
@@ -69,14 +71,25 @@ int main(int argc, char** argv) try {
     sum.optimizer_ms += t.optimizer_ms / double(steps);
     sum.total_ms += t.total_ms / double(steps);
   }
-  std::printf("bench_step: %s base_width %lld, %s granularity, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps on %s\n",
-              train::to_string(cfg.arch), (long long)cfg.base_width, models::to_string(cfg.granularity), train::to_string(cfg.mode),
+  std::printf("bench_step: %s base_width %lld, %s granularity%s, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps on %s\n",
+              train::to_string(cfg.arch), (long long)cfg.base_width, models::to_string(cfg.granularity),
+              cfg.granularity == models::Granularity::channel ? (cfg.compact_subnets ? " (compact subnetworks)" : " (masked subnetworks)") : "",
+              train::to_string(cfg.mode),
               (long long)cfg.batch_size, (long long)cfg.image_size, (long long)cfg.image_size,
               (long long)model.parameter_count(), (long long)steps, device.str().c_str());
-  std::printf("%-24s %10s %10s\n", "phase", "forward ms", "backward ms");
-  for (size_t i = 0; i < sum.subnet_forward_ms.size(); ++i)
-    std::printf("subnet %-17s %10.1f %10.1f\n", models::capacity_key(so.capacities[i]).c_str(), sum.subnet_forward_ms[i],
-                sum.subnet_backward_ms[i]);
+  // A subnetwork's forward + backward against the parent's, and the FLOP ratio it could reach (channel
+  // granularity with compact subnetworks: the compact network's MACs; otherwise the masked pass does the
+  // parent's work whatever it keeps).
+  const double parent_ms = sum.parent_forward_ms + sum.parent_backward_ms;
+  const int64_t dense_macs = models::count_complexity(model, 1.0, cfg.image_size, cfg.image_size).macs;
+  std::printf("%-24s %10s %10s %12s %12s\n", "phase", "forward ms", "backward ms", "÷ parent", "MACs ÷ parent");
+  for (size_t i = 0; i < sum.subnet_forward_ms.size(); ++i) {
+    const double c = so.capacities[i];
+    const double macs = double(models::count_complexity(model, c, cfg.image_size, cfg.image_size).macs);
+    std::printf("subnet %-17s %10.1f %10.1f %12.2f %12.2f\n", models::capacity_key(c).c_str(), sum.subnet_forward_ms[i],
+                sum.subnet_backward_ms[i], (sum.subnet_forward_ms[i] + sum.subnet_backward_ms[i]) / parent_ms,
+                macs / double(dense_macs));
+  }
   std::printf("%-24s %10.1f %10.1f\n", "parent", sum.parent_forward_ms, sum.parent_backward_ms);
   std::printf("%-24s %10.1f\n%-24s %10.1f\n%-24s %10.1f\n", "integration", sum.integration_ms, "clip + optimizer",
               sum.optimizer_ms, "step total", sum.total_ms);
