@@ -24,9 +24,10 @@ struct ForwardContext {
   // exact averages over the batches seen).
   double bn_momentum_override = 0.0;
   // Channel granularity: compute a subnetwork on compact copies of the filters it keeps (sparse-channel
-  // compute, docs/sparse_channel.md) instead of masked dense tensors. Same outputs, gradients and
-  // statistics to float rounding, at about the subnetwork's share of the work.
-  bool compact_channels = false;
+  // compute, docs/sparse_channel.md); false: on masked dense tensors, the reference path. Same outputs,
+  // gradients and statistics to float rounding; the compact path does about the subnetwork's share of
+  // the work. Weight granularity is always masked.
+  bool compact_channels = true;
 };
 
 // A bias-free convolution holding its weight W and, when it is pruned, a learnable score S; at capacity c it
