@@ -15,7 +15,8 @@ std::string bn_capacities_str(const ResNet& model) {
   return out.empty() ? "none" : out;
 }
 
-Tensor extract_features(const ResNet& model, const Tensor& images, const ForwardContext& ctx, int64_t batch_size) {
+Tensor extract_features(const ResNet& model, const Tensor& images, const ForwardContext& ctx, int64_t batch_size,
+                        const std::function<void(int64_t)>& on_batch) {
   SCPN_CHECK(!model.is_training(),
              "extract_features: the model is in training mode; call eval() first so BatchNorm uses running statistics");
   SCPN_CHECK(batch_size >= 1, "extract_features: batch size ", batch_size, " must be >= 1");
@@ -44,6 +45,7 @@ Tensor extract_features(const ResNet& model, const Tensor& images, const Forward
     if (batch.device() != device) batch = batch.to(device);
     Tensor y = l2_normalize(model.forward(batch, ctx).feature);
     features.slice(begin, end).copy_(y);
+    if (on_batch) on_batch(end);
   }
   return features;
 }

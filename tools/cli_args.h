@@ -1,5 +1,5 @@
-// Hand-written command-line parsing for the small tools: "--name value" or "--name=value" options and
-// -h/--help. Unknown options, missing values, repeats and malformed numbers are scpn::Error messages naming
+// Hand-written command-line parsing for the small tools: "--name value" or "--name=value" options, flags
+// without a value ("--quiet") and -h/--help. Unknown options, missing values, repeats and malformed numbers are scpn::Error messages naming
 // the option, which the tools print as one line before exiting with status 1.
 #pragma once
 #include <cerrno>
@@ -14,12 +14,16 @@ namespace scpn::tools {
 
 class CliArgs {
  public:
-  // `options`: the accepted option names with their dashes ("--capacity").
-  CliArgs(int argc, char** argv, const std::set<std::string>& options) {
+  // `options`: the accepted option names with their dashes ("--capacity"); `flags`: those that take no value.
+  CliArgs(int argc, char** argv, const std::set<std::string>& options, const std::set<std::string>& flags = {}) {
     for (int i = 1; i < argc; ++i) {
       std::string arg = argv[i];
       if (arg == "-h" || arg == "--help") {
         help_ = true;
+        continue;
+      }
+      if (flags.count(arg)) {
+        if (!flags_.insert(arg).second) throw Error(cat(arg, " is given twice"));
         continue;
       }
       std::string name = arg, value;
@@ -29,6 +33,7 @@ class CliArgs {
         value = arg.substr(eq + 1);
         inline_value = true;
       }
+      if (inline_value && flags.count(name)) throw Error(cat(name, " takes no value"));
       if (!options.count(name))
         throw Error(arg.rfind("-", 0) == 0 ? cat("unknown option '", name, "' (see --help)")
                                            : cat("unexpected argument '", arg, "' (options take the form --name VALUE)"));
@@ -41,6 +46,7 @@ class CliArgs {
   }
 
   bool help() const { return help_; }
+  bool flag(const std::string& name) const { return flags_.count(name) != 0; }
   bool has(const std::string& name) const { return values_.count(name) != 0; }
   std::string get(const std::string& name, const std::string& fallback) const {
     auto it = values_.find(name);
@@ -54,6 +60,7 @@ class CliArgs {
 
  private:
   std::map<std::string, std::string> values_;
+  std::set<std::string> flags_;
   bool help_ = false;
 };
 

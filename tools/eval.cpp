@@ -1,6 +1,7 @@
 // eval: evaluates a trained SCPN network at a list of capacities — trained or not — and writes a report
 // folder people can look at: the compatibility matrix, self-test and cross-test curves against capacity
-// and MACs, the table, and an HTML page with the run's config (SCPN_METHOD.md §5–§6). The work is
+// and MACs, the run's training curves, the table, and an HTML page with the run's config (SCPN_METHOD.md
+// §5–§6). The work is
 // train/eval/sweep and train/report/sweep_report (tested by tests/train/test_prune.cpp); this file parses
 // the arguments.
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "train/eval/model_source.h"
 #include "train/eval/sweep.h"
 #include "train/report/sweep_report.h"
+#include "train/report/training_curves.h"
 #include "tools/cli_args.h"
 
 using namespace scpn;
@@ -21,7 +23,7 @@ namespace {
 
 const char* const kUsage = R"(usage: eval (--run DIR | --checkpoint CKPT --config CONFIG.json) [--output FOLDER]
             [--capacities LIST] [--reestimate-batches N] [--parent-bn yes|no]
-            [--gallery-checkpoint CKPT2|RUN2] [--title TEXT] [--device D]
+            [--gallery-checkpoint CKPT2|RUN2] [--title TEXT] [--device D] [--quiet]
 
 Evaluates the subnetworks of a trained prunable network on the config's test set and writes a report.
 
@@ -42,11 +44,15 @@ Evaluates the subnetworks of a trained prunable network on the config's test set
                          (a checkpoint, or a run folder's final.safetensors), to compare methods
   --title TEXT           the report's heading
   --device D             auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
+  --quiet                print nothing but errors (no progress, no table)
   -h, --help             this text
 
 Writes FOLDER/eval.json, eval.txt, compat_map.{svg,png}, compat_r1.{svg,png} (query capacity x gallery
 capacity), map_vs_capacity.{svg,png}, map_vs_macs.{svg,png} (self-test, cross-test, cross-test with the
-parent's statistics, accuracy; trained capacities filled) and index.html.
+parent's statistics, accuracy; trained capacities filled), training_curves.{svg,png} (the losses, learning
+rate, images/s and per-epoch metric from the run's metrics.jsonl, beside its config.json, when there is one)
+and index.html. Progress goes to stderr: one line updated in place on a terminal, a line every few seconds
+and one per finished phase otherwise.
 
 Exit status: 0 on success, 1 on any error (one line on stderr).
 )";
@@ -54,11 +60,14 @@ Exit status: 0 on success, 1 on any error (one line on stderr).
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--run", "--checkpoint", "--config", "--output", "--capacities", "--reestimate-batches",
-                       "--parent-bn", "--gallery-checkpoint", "--title", "--device"});
+                       "--parent-bn", "--gallery-checkpoint", "--title", "--device"},
+                      {"--quiet"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  const bool quiet = args.flag("--quiet");
+  ProgressConsole console(ProgressConsole::style_for(quiet));
   std::string run_dir = args.get("--run", "");
   SCPN_CHECK(args.has("--output") || !run_dir.empty(), "missing --output FOLDER (required without --run)");
   std::string output = args.get("--output", run_dir + "/eval");
@@ -77,6 +86,7 @@ int run(int argc, char** argv) {
   options.recall_k = cfg.recall_k;
   options.image_size = cfg.image_size;
   options.trained = trained_capacities(cfg);
+  options.console = &console;
   if (!args.has("--capacities"))  // the default list shows the trained capacities too
     options.capacities.insert(options.capacities.end(), options.trained.begin(), options.trained.end());
   // A subnetwork tools/prune wrote (compact in channel granularity) is evaluated as the network it is.
@@ -103,7 +113,11 @@ int run(int argc, char** argv) {
     other->eval();
   }
 
-  OpenedData opened = open_data(source, *model, true, true);
+  // The run's training log is drawn into the report: a broken one fails now, not after the sweep.
+  const std::string metrics_file = training_metrics_beside(source.config_file);
+  if (!metrics_file.empty()) read_training_log(metrics_file);
+
+  OpenedData opened = open_data(source, *model, true, true, &console);
   SweepResult result = run_sweep(*model, *opened.data, options, other.get(), other_path);
 
   ReportInfo info;
@@ -112,7 +126,9 @@ int run(int argc, char** argv) {
   info.checkpoint = source.checkpoint;
   info.config_file = source.config_file;
   info.config = cfg.to_json();
+  info.metrics_file = metrics_file;
   write_sweep_report(output, result, info);
+  if (quiet) return 0;
   std::printf("%s", result.table().c_str());
   std::printf("eval: wrote %s/index.html (with eval.json, eval.txt and the pictures)\n", output.c_str());
   return 0;

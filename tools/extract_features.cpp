@@ -9,6 +9,7 @@
 #include "models/checkpoint.h"
 #include "models/features.h"
 #include "tools/cli_args.h"
+#include "train/progress.h"
 
 using namespace scpn;
 using namespace scpn::models;
@@ -17,6 +18,7 @@ namespace {
 
 const char* const kUsage = R"(usage: extract_features --checkpoint CKPT --input IMAGES --capacity C --output OUT
                         [--granularity weight|channel] [--bn-stats own|parent] [--batch-size N] [--device D]
+                        [--quiet]
 
 Computes the retrieval features (projector BatchNorm output, L2-normalised) of images with the subnetwork at
 capacity C of a model checkpoint, in eval mode.
@@ -36,7 +38,11 @@ capacity C of a model checkpoint, in eval mode.
   --device D          auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
   --output OUT        written atomically: float32 "features" [N, D], rows of unit L2 norm, with metadata
                       capacity, granularity, bn_stats, checkpoint, input
+  --quiet             print nothing but errors (no progress, no closing line)
   -h, --help          this text
+
+Progress goes to stderr: one line updated in place on a terminal, a line every few seconds and a final
+one otherwise.
 
 Exit status: 0 on success, 1 on any error (one line on stderr).
 )";
@@ -66,11 +72,14 @@ Tensor read_images(const std::string& path, const ResNetConfig& config) {
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--checkpoint", "--input", "--capacity", "--granularity", "--bn-stats", "--batch-size",
-                       "--output", "--device"});
+                       "--output", "--device"},
+                      {"--quiet"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  const bool quiet = args.flag("--quiet");
+  train::ProgressConsole console(train::ProgressConsole::style_for(quiet));
   std::string checkpoint = args.required("--checkpoint"), input = args.required("--input");
   std::string output = args.required("--output");
   // Refuse an unwritable destination before the forward passes, not after.
@@ -105,13 +114,17 @@ int run(int argc, char** argv) {
 
   Tensor images = read_images(input, config);
   model->eval();
-  Tensor features = extract_features(*model, images, ctx, batch_size).to(DType::f32);
+  train::Progress progress(&console, "extract_features, features", images.size(0), "images");
+  Tensor features =
+      extract_features(*model, images, ctx, batch_size, [&](int64_t done) { progress.set_done(done); }).to(DType::f32);
+  progress.finish();
   SafetensorsMetadata metadata = {{"capacity", capacity_key(capacity)},
                                   {"granularity", granularity},
                                   {"bn_stats", bn_stats},
                                   {"checkpoint", checkpoint},
                                   {"input", input}};
   save_safetensors(output, {{"features", features}}, metadata);
+  if (quiet) return 0;
   std::printf("extract_features: wrote %s: features %s at capacity %s (%s granularity, %s BatchNorm statistics)\n",
               output.c_str(), shape_str(features.shape()).c_str(), capacity_key(capacity).c_str(),
               granularity.c_str(), bn_stats.c_str());

@@ -20,7 +20,7 @@ namespace {
 
 const char* const kUsage = R"(usage: prune (--run DIR | --checkpoint CKPT --config CONFIG.json) --capacity C --output OUT.safetensors
              [--bn-stats own|reestimate|parent] [--reestimate-batches N] [--evaluate auto|yes|no] [--json FILE]
-             [--device D]
+             [--device D] [--quiet]
 
 Cuts the subnetwork at capacity C (any value in (0, 1], trained or not) out of a trained prunable network by
 the per-layer top-C rule on its scores, without fine-tuning, and writes it as a standalone model checkpoint.
@@ -42,12 +42,14 @@ the per-layer top-C rule on its scores, without fine-tuning, and writes it as a 
                          OUT.masks.safetensors (u8, one per scored conv).
   --json FILE            also write the summary and evaluation as JSON
   --device D             auto (default: cuda:0 when a CUDA device is usable, else the CPU), cpu or cuda:N
+  --quiet                print nothing but errors (no progress, no summary)
   -h, --help             this text
 
 Prints the parameters and multiply-accumulates (MACs) of the subnetwork and their ratio to the parent's.
 The evaluation (test set of the config): self-test and cross-test (queries by the subnetwork, gallery by
 the parent) mAP and Recall@1, and accuracy, for the exported statistics and, side by side, the same
-capacity with its own (when trained), re-estimated and the parent's statistics.
+capacity with its own (when trained), re-estimated and the parent's statistics. Progress goes to stderr:
+one line updated in place on a terminal, a line every few seconds and one per finished phase otherwise.
 
 Exit status: 0 on success, 1 on any error (one line on stderr).
 )";
@@ -55,12 +57,16 @@ Exit status: 0 on success, 1 on any error (one line on stderr).
 int run(int argc, char** argv) {
   tools::CliArgs args(argc, argv,
                       {"--run", "--checkpoint", "--config", "--capacity", "--bn-stats", "--reestimate-batches",
-                       "--evaluate", "--output", "--json", "--device"});
+                       "--evaluate", "--output", "--json", "--device"},
+                      {"--quiet"});
   if (args.help()) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  const bool quiet = args.flag("--quiet");
+  ProgressConsole console(ProgressConsole::style_for(quiet));
   PruneOptions options;
+  options.console = &console;
   options.capacity = tools::parse_double("--capacity", args.required("--capacity"));
   models::check_capacity("--capacity", options.capacity);
   std::string output = args.required("--output");
@@ -88,16 +94,10 @@ int run(int argc, char** argv) {
   const bool reestimates = options.bn_stats == PruneBnStats::reestimate ||
                            (options.bn_stats == PruneBnStats::automatic && !has_own);
   OpenedData opened;
-  if (options.evaluate || reestimates) opened = open_data(source, *model, options.evaluate, when == "yes");
+  if (options.evaluate || reestimates) opened = open_data(source, *model, options.evaluate, when == "yes", &console);
 
   PruneResult result = prune_model(*model, options, opened.data.get(), opened.error);
   save_pruned(output, result, source.checkpoint);
-  std::printf("prune: capacity %s of %s (%s granularity)\n", models::capacity_key(result.capacity).c_str(),
-              source.checkpoint.c_str(), models::to_string(result.granularity));
-  std::printf("%s", result.summary().c_str());
-  if (!result.evaluated && options.evaluate) std::printf("evaluation skipped: %s\n", opened.error.c_str());
-  std::printf("wrote %s%s\n", output.c_str(),
-              result.subnet.masks.empty() ? "" : (" and its masks " + masks_path(output)).c_str());
   if (args.has("--json")) {
     nlohmann::json j = result.to_json();
     j["checkpoint"] = source.checkpoint;
@@ -105,6 +105,13 @@ int run(int argc, char** argv) {
     j["output"] = output;
     write_text_atomic(args.required("--json"), j.dump(2) + "\n");
   }
+  if (quiet) return 0;
+  std::printf("prune: capacity %s of %s (%s granularity)\n", models::capacity_key(result.capacity).c_str(),
+              source.checkpoint.c_str(), models::to_string(result.granularity));
+  std::printf("%s", result.summary().c_str());
+  if (!result.evaluated && options.evaluate) std::printf("evaluation skipped: %s\n", opened.error.c_str());
+  std::printf("wrote %s%s\n", output.c_str(),
+              result.subnet.masks.empty() ? "" : (" and its masks " + masks_path(output)).c_str());
   return 0;
 }
 

@@ -119,7 +119,7 @@ namespace {
 // way (it reads the labels, which a bad-image replacement may change); the images are kept as one tensor
 // [N, C, S, S] when it fits eval.in_memory_limit_mb, else decoded again on every later pass.
 void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& set, ImageSet& images,
-                 std::vector<int64_t>& labels) {
+                 std::vector<int64_t>& labels, Progress& progress) {
   data::LoaderOptions o = d.loader_options(false, false);
   o.batch_size = 256;
   const int64_t s = d.config.image_size;
@@ -135,6 +135,7 @@ void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& 
     SCPN_CHECK(row + b->images.size(0) <= n, "load_test_set: the loader gave more than the set's ", n, " images");
     if (keep) all.slice(row, row + b->images.size(0)).copy_(b->images);
     for (double l : b->labels.to_vector()) labels.push_back(int64_t(l));
+    progress.advance(b->images.size(0));
   }
   SCPN_CHECK(int64_t(labels.size()) == n, "load_test_set: the loader gave ", labels.size(), " of the set's ", n, " images");
   images = keep ? ImageSet::in_memory(all) : ImageSet::streamed(set, d.test_transforms, o);
@@ -142,10 +143,16 @@ void load_images(const ExperimentData& d, const std::shared_ptr<data::Dataset>& 
 
 }  // namespace
 
-void ExperimentData::load_test_set() {
+void ExperimentData::load_test_set(ProgressConsole* console) {
   test.labels_are_classes = config.dataset == DatasetKind::fashion_mnist || config.dataset == DatasetKind::image_folder;
-  load_images(*this, test_set, test.query_images, test.query_labels);
-  if (gallery_set) load_images(*this, gallery_set, test.gallery_images, test.gallery_labels);
+  Progress queries(console, gallery_set ? "decoding the queries" : "decoding the test set", test_set->size(), "images");
+  load_images(*this, test_set, test.query_images, test.query_labels, queries);
+  queries.finish();
+  if (gallery_set) {
+    Progress gallery(console, "decoding the gallery", gallery_set->size(), "images");
+    load_images(*this, gallery_set, test.gallery_images, test.gallery_labels, gallery);
+    gallery.finish();
+  }
 }
 
 std::function<Tensor(int64_t)> ExperimentData::reestimation_batches() const {

@@ -11,6 +11,7 @@
 #include "train/data/loader.h"
 #include "train/data/transforms.h"
 #include "train/eval/retrieval_set.h"
+#include "train/progress.h"
 
 namespace scpn::train {
 
@@ -27,8 +28,9 @@ struct ExperimentData {
 
   data::LoaderOptions loader_options(bool shuffle, bool drop_last) const;
   // Decodes and transforms the test set (and the gallery) into `test`: kept in memory up to
-  // eval.in_memory_limit_mb, else streamed (decoded again on every evaluation pass).
-  void load_test_set();
+  // eval.in_memory_limit_mb, else streamed (decoded again on every evaluation pass). The decoding reports
+  // its progress to `console` when given.
+  void load_test_set(ProgressConsole* console = nullptr);
   RetrievalSet test;
   // Un-augmented training images in a seeded order, batch i on call i (wrapping to new epochs).
   std::function<Tensor(int64_t)> reestimation_batches() const;

@@ -2,8 +2,6 @@
 // report table, which is the run's result and goes to stdout.
 #include "train/run_log.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 
@@ -16,20 +14,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using json = nlohmann::json;
 
-std::string format_duration(double seconds) {
-  int64_t s = int64_t(std::max(0.0, seconds) + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
-  return buf;
-}
-
 }  // namespace
 
-RunLog::RunLog(const TrainConfig& config, bool resume, bool quiet)
-    : config_(config), quiet_(quiet), tty_(!quiet && ::isatty(STDERR_FILENO)) {
+RunLog::RunLog(const TrainConfig& config, bool resume, ProgressConsole& console) : config_(config), console_(console) {
   metrics_.open(config.output_dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
   SCPN_CHECK(metrics_.good(), config.output_dir, "/metrics.jsonl: cannot open for writing");
 }
@@ -37,13 +24,14 @@ RunLog::RunLog(const TrainConfig& config, bool resume, bool quiet)
 void RunLog::start(int64_t first_step, int64_t total_steps, int64_t steps_per_epoch, int64_t parameters,
                    int64_t training_images, const Device& device) {
   start_ = Clock::now();
-  first_step_ = first_step;
   total_steps_ = total_steps;
-  if (!quiet_)
-    std::fprintf(stderr, "train_scpn: %s %s, %lld parameters, %lld training images, %lld steps (%lld per epoch), mode %s, on %s\n",
-                 to_string(config_.arch), models::to_string(config_.granularity), (long long)parameters,
-                 (long long)training_images, (long long)total_steps, (long long)steps_per_epoch, to_string(config_.mode),
-                 device.str().c_str());
+  console_.print(cat("train_scpn: ", to_string(config_.arch), " ", models::to_string(config_.granularity), ", ", parameters,
+                     " parameters, ", training_images, " training images, ", total_steps, " steps (", steps_per_epoch,
+                     " per epoch), mode ", to_string(config_.mode), ", on ", device.str()));
+  // Counted in images, so that the rate is the throughput people compare and the ETA follows from it.
+  const int64_t batch = config_.batch_size;
+  training_ = std::make_unique<Progress>(&console_, "training", total_steps * batch, "images",
+                                         std::min(first_step, total_steps) * batch);
 }
 
 void RunLog::start_epoch() {
@@ -54,49 +42,48 @@ void RunLog::start_epoch() {
 void RunLog::step(int64_t step, int64_t epoch, double lr, const StepResult& r) {
   epoch_loss_ += r.parent_loss;
   ++epoch_batches_;
-  const int64_t batch_size = config_.batch_size;
-  double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-  double rate = double(step - first_step_) * double(batch_size) / std::max(elapsed, 1e-9);
-  double eta = double(total_steps_ - step) * double(batch_size) / std::max(rate, 1e-9);
   const bool logged = step % config_.log_every == 0 || step == total_steps_;
+  std::string subnets;
+  for (double l : r.subnet_losses) subnets += cat(subnets.empty() ? "" : " ", int(l * 1000) / 1000.0);
+  char loss[32];
+  std::snprintf(loss, sizeof loss, "%.4f", r.parent_loss);
+  training_->set_note(cat("step ", step, "/", total_steps_, ", epoch ", epoch, ", loss ", loss,
+                          subnets.empty() ? "" : " (subnets ", subnets, subnets.empty() ? "" : ")"));
+  training_->set_done(step * config_.batch_size);
   if (logged) {
     json line{{"step", step}, {"epoch", epoch}, {"lr", lr}, {"parent_loss", r.parent_loss},
               {"capacities", r.capacities}, {"subnet_losses", r.subnet_losses}, {"grad_norm", r.grad_norm},
-              {"images_per_s", rate}, {"step_ms", r.timings.total_ms}};
+              {"images_per_s", training_->rate()}, {"step_ms", r.timings.total_ms}};
     if (r.task_rows > 0) line["projected_fraction"] = double(r.projected_rows) / double(r.task_rows);
     metrics_ << line.dump() << "\n" << std::flush;
   }
-  if (!quiet_ && (tty_ || logged)) {
-    std::string subnets;
-    for (double l : r.subnet_losses) subnets += cat(subnets.empty() ? "" : " ", int(l * 1000) / 1000.0);
-    std::fprintf(stderr, "%sstep %lld/%lld  epoch %lld  loss %.4f%s%s%s  %.1f img/s  ETA %s%s", tty_ ? "\r\033[K" : "",
-                 (long long)step, (long long)total_steps_, (long long)epoch, r.parent_loss,
-                 subnets.empty() ? "" : " (subnets ", subnets.c_str(), subnets.empty() ? "" : ")", rate,
-                 format_duration(eta).c_str(), tty_ ? "" : "\n");
-  }
 }
+
+void RunLog::pause_training() { training_->pause(); }
+
+void RunLog::resume_training() { training_->resume(); }
 
 void RunLog::end_epoch(int64_t epoch, const std::string& metric, double value) {
   json line{{"epoch", epoch}, {"mean_parent_loss", epoch_loss_ / double(std::max<int64_t>(epoch_batches_, 1))},
             {metric, value}};
   metrics_ << line.dump() << "\n" << std::flush;
-  end_progress();
-  if (!quiet_) std::fprintf(stderr, "epoch %lld: %s %.4f\n", (long long)epoch, metric.c_str(), value);
+  char text[64];
+  std::snprintf(text, sizeof text, "%.4f", value);
+  console_.print(cat("epoch ", epoch, ": ", metric, " ", text));
 }
 
-void RunLog::end_progress() {
-  if (tty_) std::fprintf(stderr, "\n");
-}
+double RunLog::end_training() { return training_->finish(); }
 
 void RunLog::report(const std::string& table) {
-  if (!quiet_) std::printf("%s", table.c_str());
+  if (console_.quiet()) return;
+  console_.close_line();
+  std::printf("%s", table.c_str());
+  std::fflush(stdout);  // before the closing line on stderr, also when both go to one file
 }
 
 double RunLog::finish() {
   const double seconds = std::chrono::duration<double>(Clock::now() - start_).count();
-  if (!quiet_)
-    std::fprintf(stderr, "train_scpn: done in %s; results in %s\n", format_duration(seconds).c_str(),
-                 config_.output_dir.c_str());
+  console_.print(cat("train_scpn: done in ", format_duration(seconds), "; results in ", config_.output_dir));
   return seconds;
 }
 

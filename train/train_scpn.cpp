@@ -20,7 +20,11 @@ const char* kUsage =
     "Writes <output.dir>/{config.json, metrics.jsonl, last.safetensors, best.safetensors, final.safetensors,\n"
     "report.json, report.txt}. --resume continues from <output.dir>/last.safetensors with the same config\n"
     "(train.steps/epochs, data.workers, device, output.* and eval.* may change: a run started on a GPU can\n"
-    "resume on the CPU and back). --init starts from a checkpoint's weights.\n";
+    "resume on the CPU and back). --init starts from a checkpoint's weights.\n"
+    "\n"
+    "Progress goes to stderr: one line updated in place on a terminal; elsewhere (a log file, CI) a line every\n"
+    "few seconds and a final line per phase (decoding, training, each evaluation and its capacities) with its\n"
+    "count and time. --quiet prints nothing but errors. report.json gets each phase's seconds.\n";
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // reports as it goes is train/run_log, what it keeps on disk train/checkpointer.
 #include "train/trainer.h"
 
+#include <chrono>
 #include <filesystem>
 
 #include "engine/devices.h"
@@ -21,6 +22,21 @@ namespace scpn::train {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+json PhaseSeconds::to_json() const {
+  return {{"test_set_decoding", test_set_decoding},
+          {"training", training},
+          {"epoch_evaluations", epoch_evaluations},
+          {"final_evaluation", final_evaluation}};
+}
+
 struct Trainer::State {
   TrainConfig cfg;
   TrainerOptions opt;
@@ -34,11 +50,13 @@ struct Trainer::State {
   int64_t steps_per_epoch = 0, total_steps = 0;
   TrainPosition pos;
   Device device;  // where the model, its optimizer state and each batch live; data stays on the host
+  std::unique_ptr<ProgressConsole> console;
+  PhaseSeconds phase_seconds;
 
   void setup_model();
   // The number an epoch is judged by (best.safetensors keeps the best): the parent's test accuracy on one
   // set, its query-to-gallery Recall@1 on a query/gallery split (whose items are not training classes).
-  std::pair<std::string, double> epoch_metric();
+  std::pair<std::string, double> epoch_metric(int64_t epoch);
   EvalReport evaluate(RunLog& log);
 };
 
@@ -101,14 +119,21 @@ void Trainer::State::setup_model() {
   checkpointer = std::make_unique<Checkpointer>(cfg, *model, *optimizer, *scheduler);
 }
 
-std::pair<std::string, double> Trainer::State::epoch_metric() {
+std::pair<std::string, double> Trainer::State::epoch_metric(int64_t epoch) {
+  const std::string label = cat("epoch ", epoch, " evaluation, ");
   model->eval();
-  const SetEmbedding e = embed_set(*model, data->test, {1.0}, 256);
+  Progress features(console.get(), label + "features", set_images(data->test), "images");
+  const SetEmbedding e = embed_set(*model, data->test, {1.0}, 256, &features);
+  features.finish();
   model->train();
   if (data->test.has_accuracy()) return {"parent_test_accuracy", set_accuracy(data->test, e)};
+  Progress ranking(console.get(), label + "ranking", data->test.queries(), "queries");
   RetrievalOptions ropt;
   ropt.recall_k = {1};
-  return {"parent_test_recall@1", retrieve(data->test, e, e, ropt).recall[0]};
+  ropt.progress = &ranking;
+  const double recall = retrieve(data->test, e, e, ropt).recall[0];
+  ranking.finish();
+  return {"parent_test_recall@1", recall};
 }
 
 EvalReport Trainer::State::evaluate(RunLog& log) {
@@ -118,12 +143,17 @@ EvalReport Trainer::State::evaluate(RunLog& log) {
   eo.bn_reestimate_batches = cfg.bn_reestimate_batches;
   eo.parent_bn_too = cfg.eval_parent_bn;
   eo.recall_k = cfg.recall_k;
+  eo.console = console.get();
+  eo.progress_label = "final evaluation";
   // Each re-estimated capacity averages training batches 0..N-1, as the eval and prune tools do, so
   // report.json and `eval --run` agree.
+  const auto start = std::chrono::steady_clock::now();
   EvalReport report = evaluate_model(*model, data->test, eo, restarting_reestimation_batches(*data));
+  phase_seconds.final_evaluation = seconds_since(start);
   json j = report.to_json();
   j["steps"] = pos.step;
   j["config"] = cfg.to_json();
+  j["phase_seconds"] = phase_seconds.to_json();
   write_text_atomic(cfg.output_dir + "/report.json", j.dump(2) + "\n");
   write_text_atomic(cfg.output_dir + "/report.txt", report.table());
   log.report(report.table());
@@ -134,6 +164,7 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
   s_->cfg = std::move(config);
   s_->opt = std::move(options);
   s_->device = resolve_device(s_->cfg.device, "device");
+  s_->console = std::make_unique<ProgressConsole>(ProgressConsole::style_for(s_->opt.quiet));
   s_->data = std::make_unique<ExperimentData>(s_->cfg);
   s_->loader = std::make_unique<data::Loader>(s_->data->train_set, s_->data->train_transforms,
                                               s_->data->loader_options(true, true));
@@ -143,7 +174,9 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
   s_->setup_model();
   fs::create_directories(s_->cfg.output_dir);
   if (s_->opt.resume) s_->pos = s_->checkpointer->resume();
-  s_->data->load_test_set();
+  const auto decoding = std::chrono::steady_clock::now();
+  s_->data->load_test_set(s_->console.get());
+  s_->phase_seconds.test_set_decoding = seconds_since(decoding);
 }
 
 Trainer::~Trainer() = default;
@@ -155,7 +188,7 @@ TrainSummary Trainer::run() {
   const TrainConfig& cfg = s.cfg;
   TrainPosition& pos = s.pos;
   s.checkpointer->write_config();
-  RunLog log(cfg, s.opt.resume, s.opt.quiet);
+  RunLog log(cfg, s.opt.resume, *s.console);
   log.start(pos.step, s.total_steps, s.steps_per_epoch, s.model->parameter_count(), s.data->train_set->size(), s.device);
 
   TrainSummary summary;
@@ -177,8 +210,12 @@ TrainSummary Trainer::run() {
     }
     bool epoch_done = pos.batch >= s.steps_per_epoch;
     if (epoch_done) {
-      const auto [metric, acc] = s.epoch_metric();
+      log.pause_training();
+      const auto evaluation = std::chrono::steady_clock::now();
+      const auto [metric, acc] = s.epoch_metric(pos.epoch);
+      s.phase_seconds.epoch_evaluations.push_back(seconds_since(evaluation));
       log.end_epoch(pos.epoch, metric, acc);
+      log.resume_training();
       ++pos.epoch;
       pos.batch = 0;
       if (cfg.schedule == LrSchedule::multistep) s.scheduler->step();
@@ -190,11 +227,12 @@ TrainSummary Trainer::run() {
     s.checkpointer->save_last(pos);
     if (!epoch_done) break;  // stopped by train.steps
   }
-  log.end_progress();
+  s.phase_seconds.training = log.end_training();
   summary.steps = pos.step;
   summary.final_parent_loss = last_loss;
   if (cfg.save_final) s.checkpointer->save_final();
   if (s.opt.evaluate) summary.report = s.evaluate(log);
+  summary.phase_seconds = s.phase_seconds;
   summary.seconds = log.finish();
   return summary;
 }

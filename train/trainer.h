@@ -4,6 +4,9 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "train/config.h"
 #include "train/eval/evaluate.h"
@@ -13,14 +16,23 @@ namespace scpn::train {
 struct TrainerOptions {
   bool resume = false;        // continue from <output.dir>/last.safetensors
   std::string init_checkpoint = "";  // start from these weights (a model checkpoint, or a training checkpoint)
-  bool quiet = false;         // no progress line (tests)
+  bool quiet = false;         // nothing on the console (train_scpn --quiet, tests); errors are thrown
   bool evaluate = true;       // run the final evaluation
+};
+
+// How long each phase of this process took (a resumed run's earlier process is not counted): report.json's
+// "phase_seconds". Training leaves out the epochs' evaluations, which are listed one per epoch.
+struct PhaseSeconds {
+  double test_set_decoding = 0, training = 0, final_evaluation = 0;
+  std::vector<double> epoch_evaluations;
+  nlohmann::json to_json() const;
 };
 
 struct TrainSummary {
   int64_t steps = 0;
   double final_parent_loss = 0;
   double seconds = 0;
+  PhaseSeconds phase_seconds;
   EvalReport report;  // when evaluated
 };
 

@@ -5,13 +5,13 @@
 
 #include <cmath>
 #include <map>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include <stb/stb_image.h>
 
 #include "kernels/common/error.h"
+#include "tests/support/xml.h"
 #include "train/report/plots.h"
 
 using namespace scpn;
@@ -19,66 +19,9 @@ using namespace scpn::train::plots;
 
 namespace {
 
-struct Element {
-  std::string name;
-  std::map<std::string, std::string> attrs;
-};
-
-// A small XML reader for our SVGs: checks the document is well-formed (one root, every tag closed in
-// order, attributes quoted and unique, text without raw '<' or stray '&') and returns every element.
-std::vector<Element> parse_xml(const std::string& doc) {
-  std::vector<Element> elements;
-  std::vector<std::string> open;
-  size_t pos = 0, roots = 0;
-  static const std::regex attr_re(R"re(\s+([A-Za-z_:][-A-Za-z0-9_:.]*)="([^"<]*)")re");
-  static const std::regex entity_re(R"(&(amp|lt|gt|quot|apos);)");
-  auto check_text = [&](const std::string& text) {
-    std::string stripped = std::regex_replace(text, entity_re, "");
-    if (stripped.find('&') != std::string::npos) throw Error("stray '&' in text: " + text);
-  };
-  if (doc.rfind("<?xml", 0) == 0) pos = doc.find("?>") + 2;
-  while (true) {
-    size_t lt = doc.find('<', pos);
-    std::string text = doc.substr(pos, lt == std::string::npos ? std::string::npos : lt - pos);
-    check_text(text);
-    if (open.empty() && text.find_first_not_of(" \n\r\t") != std::string::npos) throw Error("text outside the root");
-    if (lt == std::string::npos) break;
-    size_t gt = doc.find('>', lt);
-    if (gt == std::string::npos) throw Error("unterminated tag");
-    std::string tag = doc.substr(lt + 1, gt - lt - 1);
-    pos = gt + 1;
-    if (tag[0] == '/') {
-      if (open.empty() || open.back() != tag.substr(1)) throw Error("mismatched closing tag </" + tag.substr(1) + ">");
-      open.pop_back();
-      continue;
-    }
-    bool self_closing = tag.back() == '/';
-    if (self_closing) tag.pop_back();
-    size_t name_end = tag.find_first_of(" \n\t");
-    Element e;
-    e.name = tag.substr(0, name_end);
-    std::string rest = name_end == std::string::npos ? "" : tag.substr(name_end);
-    for (std::sregex_iterator it(rest.begin(), rest.end(), attr_re), end; it != end; ++it) {
-      if (!e.attrs.emplace((*it)[1], (*it)[2]).second) throw Error("duplicate attribute " + (*it)[1].str());
-      check_text((*it)[2]);
-    }
-    if (std::regex_replace(rest, attr_re, "").find_first_not_of(" \n\t") != std::string::npos)
-      throw Error("malformed attributes in <" + tag + ">");
-    if (open.empty() && ++roots > 1) throw Error("more than one root element");
-    elements.push_back(e);
-    if (!self_closing) open.push_back(e.name);
-  }
-  if (!open.empty()) throw Error("unclosed <" + open.back() + ">");
-  if (roots != 1) throw Error("no root element");
-  return elements;
-}
-
-std::vector<Element> with_class(const std::vector<Element>& all, const std::string& css_class) {
-  std::vector<Element> out;
-  for (const Element& e : all)
-    if (e.attrs.count("class") && e.attrs.at("class") == css_class) out.push_back(e);
-  return out;
-}
+using Element = test::XmlElement;
+using test::parse_xml;
+using test::with_class;
 
 // PNG bytes decoded by stb_image (3 channels).
 struct Decoded {

@@ -16,6 +16,7 @@
 #include "train/eval/prune.h"
 #include "train/eval/sweep.h"
 #include "train/report/sweep_report.h"
+#include "train/report/training_curves.h"
 #include "train/trainer.h"
 #include "tests/support/skip.h"
 
@@ -276,9 +277,11 @@ TEST_CASE("the sweep: rows for every capacity, the matrix, the other gallery and
   CHECK(p.variants[0].cross.map == doctest::Approx(s.report.rows[2].cross.map).epsilon(1e-6));
 
   std::string folder = temp_root() + "/report";
-  write_sweep_report(folder, s, {"tiny report", l.source.checkpoint, l.source.config_file, l.source.config.to_json()});
+  write_sweep_report(folder, s, {"tiny report", l.source.checkpoint, l.source.config_file, l.source.config.to_json(),
+                                 training_metrics_beside(l.source.config_file)});
   for (const char* f : {"eval.json", "eval.txt", "index.html", "compat_map.svg", "compat_map.png", "compat_r1.svg",
-                        "compat_r1.png", "map_vs_capacity.svg", "map_vs_capacity.png", "map_vs_macs.svg", "map_vs_macs.png"})
+                        "compat_r1.png", "map_vs_capacity.svg", "map_vs_capacity.png", "map_vs_macs.svg", "map_vs_macs.png",
+                        "training_curves.svg", "training_curves.png"})
     CHECK_MESSAGE(fs::exists(folder + "/" + f), f);
   std::ifstream json_in(folder + "/eval.json");
   nlohmann::json j = nlohmann::json::parse(json_in);
@@ -289,7 +292,7 @@ TEST_CASE("the sweep: rows for every capacity, the matrix, the other gallery and
   std::ifstream html_in(folder + "/index.html");
   std::string html((std::istreambuf_iterator<char>(html_in)), std::istreambuf_iterator<char>());
   for (const char* part : {"<img src=\"compat_map.svg\"", "<img src=\"map_vs_capacity.svg\"", "<img src=\"map_vs_macs.svg\"",
-                           "model.base_width", "self mAP", "tiny report"})
+                           "<img src=\"training_curves.svg\"", "model.base_width", "self mAP", "tiny report"})
     CHECK_MESSAGE(html.find(part) != std::string::npos, part);
   std::ifstream svg_in(folder + "/compat_map.svg");
   std::string svg((std::istreambuf_iterator<char>(svg_in)), std::istreambuf_iterator<char>());

@@ -13,7 +13,8 @@ using models::BnStatsMode;
 using models::ForwardContext;
 using models::ResNet;
 
-Embedding embed(const ResNet& model, const ImageSet& images, const ForwardContext& ctx, int64_t batch_size) {
+Embedding embed(const ResNet& model, const ImageSet& images, const ForwardContext& ctx, int64_t batch_size,
+                Progress* progress) {
   SCPN_CHECK(!model.is_training(), "embed: the model must be in eval mode");
   NoGradGuard no_grad;
   const Device device = model.named_parameters().front().second.device();
@@ -27,11 +28,13 @@ Embedding embed(const ResNet& model, const ImageSet& images, const ForwardContex
     models::ResNetOutput out = model.forward(batch.to(device), ctx);
     e.features.slice(begin, end).copy_(l2_normalize(out.feature).to(kCPU));
     e.logits.slice(begin, end).copy_(out.logits.to(kCPU));
+    if (progress) progress->advance(batch.size(0));
   });
   return e;
 }
 
-void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const std::function<Tensor(int64_t)>& next_batch) {
+void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const std::function<Tensor(int64_t)>& next_batch,
+                         Progress* progress) {
   models::check_capacity("reestimate_bn_stats", capacity);
   SCPN_CHECK(capacity < 1.0, "reestimate_bn_stats: the parent's statistics are trained, not re-estimated");
   model.add_bn_capacity(capacity);
@@ -42,16 +45,22 @@ void reestimate_bn_stats(ResNet& model, double capacity, int64_t count, const st
     // Momentum 1/(t+1) turns the running update into the running mean of the batches seen so far.
     ForwardContext ctx{capacity, BnStatsMode::own, 1.0 / double(t + 1)};
     model.forward(next_batch(t).to(device), ctx);
+    if (progress) progress->advance();
   }
   model.eval();
 }
 
-SetEmbedding embed_set(const ResNet& model, const RetrievalSet& set, const ForwardContext& ctx, int64_t batch_size) {
+SetEmbedding embed_set(const ResNet& model, const RetrievalSet& set, const ForwardContext& ctx, int64_t batch_size,
+                       Progress* progress) {
   SCPN_CHECK(set.loaded(), "embed_set: the test set is not loaded");
   SetEmbedding e;
-  e.query = embed(model, set.query_images, ctx, batch_size);
-  e.gallery = set.one_set() ? e.query : embed(model, set.gallery_images, ctx, batch_size);
+  e.query = embed(model, set.query_images, ctx, batch_size, progress);
+  e.gallery = set.one_set() ? e.query : embed(model, set.gallery_images, ctx, batch_size, progress);
   return e;
+}
+
+int64_t set_images(const RetrievalSet& set) {
+  return set.query_images.size() + (set.one_set() ? 0 : set.gallery_images.size());
 }
 
 RetrievalResult retrieve(const RetrievalSet& set, const SetEmbedding& queries, const SetEmbedding& gallery,
@@ -77,34 +86,65 @@ EvalReport evaluate_model(ResNet& model, const RetrievalSet& test, const EvalOpt
       if (models::capacity_key(t) == models::capacity_key(c)) return true;
     return false;
   };
+  ProgressConsole* console = options.console;
+  const std::string& label = options.progress_label;
+  const int64_t n = int64_t(options.capacities.size()), queries = test.queries(), images = set_images(test);
+  Progress sweep(console, label, n, "capacities");
 
   model.eval();
-  SetEmbedding parent = embed_set(model, test, {1.0}, options.batch_size);
+  SetEmbedding parent;
+  {
+    Progress features(console, label + ", parent features", images, "images");
+    parent = embed_set(model, test, {1.0}, options.batch_size, &features);
+    features.finish();
+  }
   std::vector<Tensor> query_features, gallery_features;
-  for (double c : options.capacities) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double c = options.capacities[size_t(i)];
     models::check_capacity("eval.capacities", c);
+    const std::string phase = cat(label, " [", i + 1, "/", n, "] capacity ", models::capacity_key(c), ", ");
     CapacityReport row;
     row.capacity = c;
     row.trained = is_trained(c);
     row.bn_source = c == 1.0 ? "parent" : row.trained ? "own" : "re-estimated";
-    if (!row.trained) reestimate_bn_stats(model, c, options.bn_reestimate_batches, next_train_batch);
+    const bool parent_bn = options.parent_bn_too && c < 1.0;
+    if (!row.trained) {
+      Progress reestimation(console, phase + "BN re-estimation", options.bn_reestimate_batches, "batches");
+      reestimate_bn_stats(model, c, options.bn_reestimate_batches, next_train_batch, &reestimation);
+      reestimation.finish();
+    }
     model.eval();
-    SetEmbedding e = c == 1.0 ? parent : embed_set(model, test, {c, BnStatsMode::own}, options.batch_size);
-    row.self = retrieve(test, e, e, ropt);
-    row.cross = retrieve(test, e, parent, ropt);
+    SetEmbedding e = parent, p;
+    if (c < 1.0) {
+      Progress features(console, phase + "features", images * (parent_bn ? 2 : 1), "images");
+      e = embed_set(model, test, {c, BnStatsMode::own}, options.batch_size, &features);
+      if (parent_bn) p = embed_set(model, test, {c, BnStatsMode::parent}, options.batch_size, &features);
+      features.finish();
+    }
+    Progress ranking(console, phase + "ranking", queries * (parent_bn ? 3 : 2), "queries");
+    RetrievalOptions ranked = ropt;
+    ranked.progress = &ranking;
+    row.self = retrieve(test, e, e, ranked);
+    row.cross = retrieve(test, e, parent, ranked);
     row.accuracy = set_accuracy(test, e);
-    if (options.parent_bn_too && c < 1.0) {
-      SetEmbedding p = embed_set(model, test, {c, BnStatsMode::parent}, options.batch_size);
+    if (parent_bn) {
       row.has_parent_bn = true;
-      row.cross_parent_bn = retrieve(test, p, parent, ropt);
+      row.cross_parent_bn = retrieve(test, p, parent, ranked);
       row.accuracy_parent_bn = set_accuracy(test, p);
     }
+    ranking.finish();
     query_features.push_back(e.query.features);
     gallery_features.push_back(e.gallery.features);
     report.rows.push_back(row);
+    sweep.advance();
   }
+  Progress matrix(console, label + ", compatibility matrix", n * n * queries, "queries");
+  RetrievalOptions mopt = ropt;
+  mopt.progress = &matrix;
   report.matrix = compatibility_matrix(options.capacities, query_features, test.query_labels, options.capacities,
-                                       gallery_features, test.gallery_label_list(), ropt);
+                                       gallery_features, test.gallery_label_list(), mopt);
+  matrix.finish();
+  sweep.finish();
   if (options.keep_features) report.features = std::move(query_features);
   return report;
 }

@@ -10,6 +10,7 @@
 #include "models/resnet.h"
 #include "train/eval/metrics.h"
 #include "train/eval/retrieval_set.h"
+#include "train/progress.h"
 
 namespace scpn::train {
 
@@ -21,6 +22,10 @@ struct EvalOptions {
   std::vector<int64_t> recall_k = {1, 2, 4, 8};
   int64_t batch_size = 256;
   bool keep_features = false;  // fill EvalReport::features (comparisons against other models need them)
+  // Where each capacity's phases (BN re-estimation, features, ranking) and the matrix report their
+  // progress, every line starting with progress_label; null: nowhere.
+  ProgressConsole* console = nullptr;
+  std::string progress_label = "evaluation";
 };
 
 struct CapacityReport {
@@ -43,20 +48,24 @@ struct EvalReport {
 };
 
 // Features [N, D] (L2-normalised) and logits [N, classes] of the images at one capacity, eval mode, on the
-// host; the forward passes run on the model's device.
+// host; the forward passes run on the model's device. progress (optional) advances by each batch's images.
 struct Embedding {
   Tensor features, logits;
 };
-Embedding embed(const models::ResNet& model, const ImageSet& images, const models::ForwardContext& ctx, int64_t batch_size);
+Embedding embed(const models::ResNet& model, const ImageSet& images, const models::ForwardContext& ctx, int64_t batch_size,
+                Progress* progress = nullptr);
 
 // Both sides of a retrieval set at one capacity; for one set the gallery side is the query side.
 struct SetEmbedding {
   Embedding query, gallery;
 };
 SetEmbedding embed_set(const models::ResNet& model, const RetrievalSet& set, const models::ForwardContext& ctx,
-                       int64_t batch_size);
+                       int64_t batch_size, Progress* progress = nullptr);
+// The images embed_set embeds: the queries, and the gallery of a query/gallery split.
+int64_t set_images(const RetrievalSet& set);
 // The queries embedded by `queries` ranked against the gallery embedded by `gallery` (the same embedding
 // for self-test, the parent's for cross-test); under one set each query's own item is left out.
+// options.progress (optional) advances by the queries ranked.
 RetrievalResult retrieve(const RetrievalSet& set, const SetEmbedding& queries, const SetEmbedding& gallery,
                          RetrievalOptions options);
 // A retrieval result as JSON: mAP, mAP@k, Recall@K, the number of queries and of those without a relevant
@@ -66,9 +75,10 @@ nlohmann::json retrieval_json(const RetrievalResult& r);
 double set_accuracy(const RetrievalSet& set, const SetEmbedding& e);
 
 // Re-estimates the BatchNorm running statistics of `capacity` (registering them if needed) as the exact
-// average over batches 0..count−1 given by next_batch (training-mode forwards, no gradients).
+// average over batches 0..count−1 given by next_batch (training-mode forwards, no gradients). progress
+// (optional) advances by one per batch.
 void reestimate_bn_stats(models::ResNet& model, double capacity, int64_t count,
-                         const std::function<Tensor(int64_t)>& next_batch);
+                         const std::function<Tensor(int64_t)>& next_batch, Progress* progress = nullptr);
 
 // Untrained capacities get BatchNorm statistics re-estimated first, over the images next_train_batch(i)
 // supplies; with parent_bn_too every subnetwork is also evaluated with the parent's statistics, to show

@@ -12,6 +12,7 @@
 #include "engine/autograd.h"
 #include "engine/ops/checks.h"
 #include "engine/ops/linear.h"
+#include "train/progress.h"
 
 namespace scpn::train {
 
@@ -154,7 +155,9 @@ RetrievalResult evaluate_retrieval(const Tensor& query, const std::vector<int64_
         if (self >= 0) skip[size_t(self)] = 0;
       }
     }
+    if (options.progress) options.progress->advance(rows);
   }
+  if (ng == 0 && options.progress) options.progress->advance(nq);  // nothing to rank against: done at once
 
   RetrievalResult result;
   result.queries = nq;

@@ -9,6 +9,8 @@
 
 namespace scpn::train {
 
+class Progress;
+
 struct RetrievalOptions {
   // Query i and gallery item i are the same item (one set embedded twice, or once): item i is left out of
   // query i's ranking. Needs Nq == Ng.
@@ -19,6 +21,7 @@ struct RetrievalOptions {
   // so memory stays bounded for large galleries: the default, 2^25, is 128 MiB of f32 similarities.
   int64_t block_elements = int64_t(1) << 25;
   bool keep_per_query = false;  // fill RetrievalResult::per_query_ap
+  Progress* progress = nullptr;  // optional: advanced by each block's ranked queries (train/progress.h)
 };
 
 // Means are over the evaluated queries: those with at least one relevant gallery item (same label; the

@@ -76,7 +76,8 @@ void check_model_classes(const models::ResNet& model, const ModelSource& source,
              source.config.data_root, " has ", data.train_set->num_classes());
 }
 
-OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required) {
+OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required,
+                     ProgressConsole* console) {
   OpenedData out;
   try {
     out.data = std::make_unique<ExperimentData>(source.config);
@@ -86,7 +87,7 @@ OpenedData open_data(const ModelSource& source, const models::ResNet& model, boo
     return out;
   }
   check_model_classes(model, source, *out.data);
-  if (load_test_set) out.data->load_test_set();
+  if (load_test_set) out.data->load_test_set(console);
   return out;
 }
 

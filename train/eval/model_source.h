@@ -45,11 +45,13 @@ void check_model_classes(const models::ResNet& model, const ModelSource& source,
 // The config's data for a tool: opened, checked against the model's class count, the test set loaded when
 // asked. With required = false a dataset that cannot be read (missing, empty, malformed) comes back as
 // `error` with no data, so a tool can go on without evaluating; a class-count mismatch is always an error.
+// The test set's decoding reports its progress to `console` when given.
 struct OpenedData {
   std::unique_ptr<ExperimentData> data;
   std::string error;
 };
-OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required);
+OpenedData open_data(const ModelSource& source, const models::ResNet& model, bool load_test_set, bool required,
+                     ProgressConsole* console = nullptr);
 
 // The capacities whose own BatchNorm statistics the model holds (trained with bn_stats = own).
 std::vector<double> capacities_with_own_stats(const models::ResNet& model);

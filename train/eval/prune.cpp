@@ -62,47 +62,74 @@ PruneResult prune_model(models::ResNet& model, const PruneOptions& options, cons
   r.complexity = models::count_complexity(model, c, options.image_size, options.image_size);
   r.parent_complexity = models::count_complexity(model, 1.0, options.image_size, options.image_size);
 
+  const std::string label = "prune " + key + ", ";
+  const int64_t queries = evaluate ? data->test.queries() : 0;
   RetrievalOptions ropt;
   ropt.recall_k = options.recall_k;
+  auto embed_phase = [&](const models::ResNet& m, const models::ForwardContext& ctx, const std::string& what) {
+    Progress features(options.console, label + "features (" + what + ")", set_images(data->test), "images");
+    SetEmbedding e = embed_set(m, data->test, ctx, options.batch_size, &features);
+    features.finish();
+    return e;
+  };
   SetEmbedding parent;
-  auto measure = [&](const SetEmbedding& e, const std::string& name) {
+  // `what` names the phase, as the features' phase before it.
+  auto measure = [&](const SetEmbedding& e, const std::string& name, const std::string& what) {
+    Progress ranking(options.console, label + "ranking (" + what + ")", 2 * queries, "queries");
+    RetrievalOptions ranked = ropt;
+    ranked.progress = &ranking;
     PruneVariant v;
     v.bn_stats = name;
     v.exported = name == r.bn_stats;
-    v.self = retrieve(data->test, e, e, ropt);
-    v.cross = retrieve(data->test, e, parent, ropt);
+    v.self = retrieve(data->test, e, e, ranked);
+    v.cross = retrieve(data->test, e, parent, ranked);
     v.accuracy = set_accuracy(data->test, e);
+    ranking.finish();
     return v;
+  };
+  auto extract = [&](BnStatsMode stats) {
+    Progress cutting(options.console, label + "cutting the subnetwork", 1, "subnetworks");
+    r.subnet = models::extract_subnetwork(model, c, stats);
+    cutting.advance();
+    cutting.finish();
   };
   std::optional<PruneVariant> own, reestimated, parent_stats;
   if (evaluate) {
-    parent = embed_set(model, data->test, {1.0}, options.batch_size);
-    r.parent_self = retrieve(data->test, parent, parent, ropt);
+    parent = embed_phase(model, {1.0}, "parent model");
+    {
+      Progress ranking(options.console, label + "ranking (parent model)", queries, "queries");
+      RetrievalOptions ranked = ropt;
+      ranked.progress = &ranking;
+      r.parent_self = retrieve(data->test, parent, parent, ranked);
+      ranking.finish();
+    }
     r.parent_accuracy = set_accuracy(data->test, parent);
     r.test_images = data->test.queries();
     r.gallery_images = data->test.one_set() ? 0 : data->test.gallery_size();
     r.evaluated = true;
     // The trained statistics, before a re-estimation replaces them.
     if (c < 1.0 && has_own && choice != PruneBnStats::own)
-      own = measure(embed_set(model, data->test, {c, BnStatsMode::own}, options.batch_size), "own");
+      own = measure(embed_phase(model, {c, BnStatsMode::own}, "own BN"), "own", "own BN");
   }
-  if (choice != PruneBnStats::reestimate)
-    r.subnet = models::extract_subnetwork(model, c, choice == PruneBnStats::parent ? BnStatsMode::parent : BnStatsMode::own);
+  if (choice != PruneBnStats::reestimate) extract(choice == PruneBnStats::parent ? BnStatsMode::parent : BnStatsMode::own);
   if (c < 1.0 && (choice == PruneBnStats::reestimate || evaluate)) {
-    reestimate_bn_stats(model, c, options.reestimate_batches, restarting_reestimation_batches(*data));
+    Progress reestimation(options.console, label + "BN re-estimation", options.reestimate_batches, "batches");
+    reestimate_bn_stats(model, c, options.reestimate_batches, restarting_reestimation_batches(*data), &reestimation);
+    reestimation.finish();
     if (choice == PruneBnStats::reestimate) {
-      r.subnet = models::extract_subnetwork(model, c, BnStatsMode::own);
+      extract(BnStatsMode::own);
       r.reestimate_batches = options.reestimate_batches;
     } else {
-      reestimated = measure(embed_set(model, data->test, {c, BnStatsMode::own}, options.batch_size), "re-estimated");
+      reestimated = measure(embed_phase(model, {c, BnStatsMode::own}, "re-estimated BN"), "re-estimated", "re-estimated BN");
     }
   }
   if (evaluate) {
     if (c < 1.0 && choice != PruneBnStats::parent)
-      parent_stats = measure(embed_set(model, data->test, {c, BnStatsMode::parent}, options.batch_size), "parent");
+      parent_stats = measure(embed_phase(model, {c, BnStatsMode::parent}, "parent BN"), "parent", "parent BN");
     // The exported variant is measured on the extracted model itself: the file's model, not the masked one.
     r.subnet.model->eval();
-    PruneVariant exported = measure(embed_set(*r.subnet.model, data->test, {1.0}, options.batch_size), r.bn_stats);
+    PruneVariant exported =
+        measure(embed_phase(*r.subnet.model, {1.0}, "extracted subnetwork"), r.bn_stats, "extracted subnetwork");
     if (r.bn_stats == "own") own = exported;
     else if (r.bn_stats == "re-estimated") reestimated = exported;
     else parent_stats = exported;

@@ -11,6 +11,7 @@
 #include "models/extract.h"
 #include "train/eval/metrics.h"
 #include "train/experiment_data.h"
+#include "train/progress.h"
 
 namespace scpn::train {
 
@@ -29,6 +30,7 @@ struct PruneOptions {
   std::vector<int64_t> recall_k = {1, 2, 4, 8};
   int64_t batch_size = 256;         // images per forward pass in evaluation
   std::string source_name = "the checkpoint";  // for messages
+  ProgressConsole* console = nullptr;  // where the phases (features, re-estimation, ranking, cutting) report
 };
 
 // One way of treating the subnetwork's BatchNorm statistics, evaluated on the test set against the parent.

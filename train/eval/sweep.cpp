@@ -56,6 +56,8 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
   eo.recall_k = options.recall_k;
   eo.batch_size = options.batch_size;
   eo.keep_features = gallery_model != nullptr;
+  eo.console = options.console;
+  eo.progress_label = options.progress_label;
   r.report = evaluate_model(model, data.test, eo, restarting_reestimation_batches(data));
 
   for (double c : capacities) {
@@ -67,9 +69,15 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
 
   if (gallery_model) {
     SCPN_CHECK(!gallery_model->is_training(), "run_sweep: the gallery model must be in eval mode");
+    const std::string label = options.progress_label + ", other gallery";
+    Progress features(options.console, label + " features", set_images(data.test), "images");
+    const SetEmbedding other = embed_set(*gallery_model, data.test, {1.0}, options.batch_size, &features);
+    features.finish();
+    Progress ranking(options.console, label + " ranking", data.test.queries() * int64_t(1 + r.report.features.size()),
+                     "queries");
     RetrievalOptions ropt;
     ropt.recall_k = options.recall_k;
-    const SetEmbedding other = embed_set(*gallery_model, data.test, {1.0}, options.batch_size);
+    ropt.progress = &ranking;
     GalleryComparison g;
     g.name = gallery_name;
     g.self = retrieve(data.test, other, other, ropt);
@@ -80,6 +88,7 @@ SweepResult run_sweep(models::ResNet& model, const ExperimentData& data, const S
       queries.query.features = f;
       g.cross.push_back(retrieve(data.test, queries, other, ropt));
     }
+    ranking.finish();
     r.gallery = std::move(g);
     r.report.features.clear();
   }

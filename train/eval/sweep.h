@@ -22,6 +22,8 @@ struct SweepOptions {
   std::vector<int64_t> recall_k = {1, 2, 4, 8};
   int64_t batch_size = 256;
   int64_t image_size = 28;  // for MACs
+  ProgressConsole* console = nullptr;  // where the phases report their progress (EvalOptions::console)
+  std::string progress_label = "evaluation";
 };
 
 // Queries by the evaluated model's subnetworks, gallery by another model's parent: how methods are compared.

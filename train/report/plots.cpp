@@ -131,11 +131,42 @@ void SvgCanvas::text(double x, double y, const std::string& s, double size, Anch
            "</text>\n";
 }
 
+void SvgCanvas::begin_group(const std::string& css_class) { body_ += "<g" + class_attr(css_class) + ">\n"; }
+
+void SvgCanvas::end_group() { body_ += "</g>\n"; }
+
 std::string SvgCanvas::svg() const {
   return "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
          std::to_string(width_) + "\" height=\"" + std::to_string(height_) + "\" viewBox=\"0 0 " +
          std::to_string(width_) + " " + std::to_string(height_) +
          "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\">\n" + body_ + "</svg>\n";
+}
+
+// ---- shifted -----------------------------------------------------------------------------------------
+
+void ShiftedCanvas::rect(double x, double y, double w, double h, Rgb fill, const std::string& css_class) {
+  base_.rect(x + dx_, y + dy_, w, h, fill, css_class);
+}
+
+void ShiftedCanvas::polyline(const std::vector<double>& xs, const std::vector<double>& ys, Rgb color, double width,
+                             bool dashed, const std::string& css_class) {
+  std::vector<double> sx(xs), sy(ys);
+  for (double& x : sx) x += dx_;
+  for (double& y : sy) y += dy_;
+  base_.polyline(sx, sy, color, width, dashed, css_class);
+}
+
+void ShiftedCanvas::line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed,
+                         const std::string& css_class) {
+  base_.line(x1 + dx_, y1 + dy_, x2 + dx_, y2 + dy_, color, width, dashed, css_class);
+}
+
+void ShiftedCanvas::circle(double cx, double cy, double r, Rgb color, bool filled, const std::string& css_class) {
+  base_.circle(cx + dx_, cy + dy_, r, color, filled, css_class);
+}
+
+void ShiftedCanvas::text(double x, double y, const std::string& s, double size, Anchor anchor, bool vertical, Rgb color) {
+  base_.text(x + dx_, y + dy_, s, size, anchor, vertical, color);
 }
 
 // ---- raster ------------------------------------------------------------------------------------------
@@ -323,15 +354,16 @@ void draw_line_plot(Canvas& canvas, const LinePlot& plot) {
       ys.push_back(sy(s.y[i]));
       filled.push_back(s.filled.empty() || s.filled[i]);
     }
-    canvas.polyline(xs, ys, s.color, 2, s.dashed, "series");
-    for (size_t i = 0; i < xs.size(); ++i) canvas.circle(xs[i], ys[i], 3.5, s.color, filled[i], "point");
+    canvas.polyline(xs, ys, s.color, s.markers ? 2 : 1.5, s.dashed, "series");
+    if (s.markers)
+      for (size_t i = 0; i < xs.size(); ++i) canvas.circle(xs[i], ys[i], 3.5, s.color, filled[i], "point");
   }
 
   // Legend, right of the plot area.
   double lx = px1 + 18, ly = py0 + 8;
   for (const Series& s : plot.series) {
     canvas.line(lx, ly, lx + 26, ly, s.color, 2, s.dashed, "legend");
-    canvas.circle(lx + 13, ly, 3.5, s.color, true, "legend");
+    if (s.markers) canvas.circle(lx + 13, ly, 3.5, s.color, true, "legend");
     canvas.text(lx + 34, ly + 4, s.label, 11);
     ly += 20;
   }

@@ -1,5 +1,5 @@
-// Pictures for the evaluation report (tools/eval): line plots (mAP against capacity or MACs) and heatmaps
-// (the compatibility matrix), as SVG and PNG. Tested by tests/train/test_plots.cpp.
+// Pictures for the evaluation report (tools/eval): line plots (mAP against capacity or MACs, the training
+// curves) and heatmaps (the compatibility matrix), as SVG and PNG. Tested by tests/train/test_plots.cpp.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -43,6 +43,30 @@ class Canvas {
                     const std::string& css_class = "") {
     polyline({x1, x2}, {y1, y2}, color, width, dashed, css_class);
   }
+  // Elements drawn between the two calls belong together (an SVG <g class="...">), so readers and tests can
+  // tell the parts of a composed picture apart; pixels have no groups.
+  virtual void begin_group(const std::string& css_class) {}
+  virtual void end_group() {}
+};
+
+// Another canvas, shifted by (dx, dy): several pictures composed into one.
+class ShiftedCanvas : public Canvas {
+ public:
+  ShiftedCanvas(Canvas& base, double dx, double dy) : base_(base), dx_(dx), dy_(dy) {}
+  void rect(double x, double y, double w, double h, Rgb fill, const std::string& css_class = "") override;
+  void polyline(const std::vector<double>& xs, const std::vector<double>& ys, Rgb color, double width,
+                bool dashed = false, const std::string& css_class = "") override;
+  void line(double x1, double y1, double x2, double y2, Rgb color, double width, bool dashed = false,
+            const std::string& css_class = "") override;
+  void circle(double cx, double cy, double r, Rgb color, bool filled, const std::string& css_class = "") override;
+  void text(double x, double y, const std::string& s, double size, Anchor anchor = Anchor::start, bool vertical = false,
+            Rgb color = {}) override;
+  void begin_group(const std::string& css_class) override { base_.begin_group(css_class); }
+  void end_group() override { base_.end_group(); }
+
+ private:
+  Canvas& base_;
+  double dx_, dy_;
 };
 
 // 8-bit RGB pixels, row-major, top row first.
@@ -63,6 +87,8 @@ class SvgCanvas : public Canvas {
   void circle(double cx, double cy, double r, Rgb color, bool filled, const std::string& css_class = "") override;
   void text(double x, double y, const std::string& s, double size, Anchor anchor = Anchor::start, bool vertical = false,
             Rgb color = {}) override;
+  void begin_group(const std::string& css_class) override;
+  void end_group() override;
   std::string svg() const;  // the complete document
 
  private:
@@ -100,6 +126,7 @@ struct Series {
   std::vector<bool> filled;  // per point: filled marker (e.g. a trained capacity) or hollow; empty = all filled
   Rgb color;
   bool dashed = false;
+  bool markers = true;  // a circle at every point; off for long curves (training steps)
 };
 
 struct LinePlot {

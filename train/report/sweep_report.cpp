@@ -9,6 +9,7 @@
 
 #include "train/atomic_write.h"
 #include "train/report/plots.h"
+#include "train/report/training_curves.h"
 
 namespace scpn::train {
 
@@ -103,7 +104,8 @@ std::string protocol(const SweepResult& r) {
   return cat(queries, " test images; every query is ranked against all other test images.");
 }
 
-std::string index_html(const SweepResult& r, const ReportInfo& info) {
+// training_curves: whether training_curves.svg was written.
+std::string index_html(const SweepResult& r, const ReportInfo& info, bool training_curves) {
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>" + plots::xml_escape(info.title) +
        "</title>\n<style>\n"
@@ -127,6 +129,16 @@ std::string index_html(const SweepResult& r, const ReportInfo& info) {
   h += "<h2>Self-test and cross-test</h2>\n"
        "<a href=\"map_vs_capacity.png\"><img src=\"map_vs_capacity.svg\" alt=\"mAP against capacity\"></a>\n"
        "<a href=\"map_vs_macs.png\"><img src=\"map_vs_macs.svg\" alt=\"mAP against MACs\"></a>\n";
+  h += "<h2>Training</h2>\n";
+  if (training_curves)
+    h += "<p>From <code>" + plots::xml_escape(info.metrics_file) +
+         "</code>: the loss of the parent and of each trained subnetwork, the metric each epoch was judged by, "
+         "the learning rate and the training throughput, per logged step.</p>\n"
+         "<a href=\"training_curves.png\"><img src=\"training_curves.svg\" alt=\"training curves\"></a>\n";
+  else
+    h += "<p>No training curves: " +
+         std::string(info.metrics_file.empty() ? "no metrics.jsonl beside the run's config."
+                                               : "the run's metrics.jsonl logged no step.") + "</p>\n";
   h += "<h2>Table</h2>\n<pre>" + plots::xml_escape(r.table()) + "</pre>\n<p>Also as <a href=\"eval.json\">eval.json</a> and "
        "<a href=\"eval.txt\">eval.txt</a>.</p>\n";
   h += "<h2>Run config</h2>\n<table class=\"config\">\n";
@@ -156,7 +168,13 @@ void write_sweep_report(const std::string& folder, const SweepResult& r, const R
   plots::write_heatmap(dir + "compat_r1", matrix_heatmap(r, "Compatibility: Recall@1", r.report.matrix.recall_at_1));
   plots::write_line_plot(dir + "map_vs_capacity", curves(r, false));
   plots::write_line_plot(dir + "map_vs_macs", curves(r, true));
-  write_text_atomic(dir + "index.html", index_html(r, info));
+  bool training_curves = false;
+  if (!info.metrics_file.empty()) {
+    const TrainingLog log = read_training_log(info.metrics_file);
+    training_curves = !log.steps.empty();
+    if (training_curves) write_training_curves(dir + "training_curves", log);
+  }
+  write_text_atomic(dir + "index.html", index_html(r, info, training_curves));
 }
 
 }  // namespace scpn::train
