@@ -91,13 +91,17 @@ void bench_passes(const Bench& b, const std::string& arch) {
     GradientSlot slot;
     backward(cross_entropy(model.forward(x, ctx).logits, y), Tensor(), {&slot});
   };
+  std::vector<std::pair<double, bool>> order = {{1.0, false}};
+  for (double c : kCapacities)
+    for (bool compact : {true, false}) order.push_back({c, compact});
   std::map<std::pair<double, bool>, std::vector<double>> ms;
-  pass(1.0, false);  // warm-up: first-touch allocations, GEMM packing buffers
-  for (int r = 0; r < b.rounds; ++r) {
-    ms[{1.0, false}].push_back(time_ms(b.device, [&] { pass(1.0, false); }));
-    for (double c : kCapacities)
-      for (bool compact : {true, false}) ms[{c, compact}].push_back(time_ms(b.device, [&] { pass(c, compact); }));
-  }
+  for (auto [c, compact] : order) pass(c, compact);  // warm-up: first-touch allocations, packing buffers
+  // Each round starts at another variant, so no variant always follows the same one.
+  for (int r = 0; r < b.rounds; ++r)
+    for (size_t i = 0; i < order.size(); ++i) {
+      auto [c, compact] = order[(i + size_t(r)) % order.size()];
+      ms[{c, compact}].push_back(time_ms(b.device, [&, c = c, compact = compact] { pass(c, compact); }));
+    }
   const double parent_ms = median(ms[{1.0, false}]);
   const int64_t dense_macs = models::count_complexity(model, 1.0, b.cfg.image_size, b.cfg.image_size).macs;
   std::printf("\n%s, one training pass (forward + backward), median of %d rounds\n", arch.c_str(), b.rounds);
@@ -181,9 +185,12 @@ void bench_layers(const Bench& b, const std::string& arch) {
       mac_ratio.push_back(double(conv->in_channels() * conv->out_channels()) / double(cin * cout));
     }
     std::vector<std::vector<double>> ms(variants.size());
-    variants[0]();
+    for (auto& v : variants) v();
     for (int r = 0; r < b.rounds; ++r)
-      for (size_t v = 0; v < variants.size(); ++v) ms[v].push_back(time_ms(b.device, variants[v]));
+      for (size_t i = 0; i < variants.size(); ++i) {
+        const size_t v = (i + size_t(r)) % variants.size();
+        ms[v].push_back(time_ms(b.device, variants[v]));
+      }
     const double dense = median(ms[0]);
     std::printf("%-22s %-20s %8.2f", name.c_str(),
                 cat(conv->in_channels(), "->", conv->out_channels(), " ", k, "x", k, "/", s, " @", in_size).c_str(), dense);
@@ -223,7 +230,10 @@ void bench_steps(const Bench& b, const std::string& arch) {
     v.step->run(x, y, 0);  // warm-up
   }
   for (int r = 0; r < b.rounds; ++r)
-    for (Variant& v : variants) v.ms.push_back(time_ms(b.device, [&] { v.step->run(x, y, r + 1); }));
+    for (size_t i = 0; i < variants.size(); ++i) {
+      Variant& v = variants[(i + size_t(r)) % variants.size()];
+      v.ms.push_back(time_ms(b.device, [&] { v.step->run(x, y, r + 1); }));
+    }
   std::ostringstream caps;
   for (double c : b.cfg.capacities) caps << " " << models::capacity_key(c);
   std::printf("\n%s, whole SCPN step (parent +%s), median of %d rounds\n", arch.c_str(), caps.str().c_str(), b.rounds);

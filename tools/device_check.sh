@@ -574,6 +574,14 @@ if [[ "$BUILD_STATUS" == ok* ]] && [ "$mode" != off ]; then
         train.batch_size=64 2>&1; echo "# bench_step exit status $?"; } >>"$BENCH_OURS"
     STEP_LINE=$(grep -E '^(step total|images/s)' "$BENCH_OURS" | tr -s ' ' | paste -sd';' -)
   fi
+  # Compact channel-pruned subnetworks on the device: a subnetwork's training pass against the parent's and
+  # the FLOP ratio, and whole steps compact vs masked vs weight granularity (docs/sparse_channel.md).
+  SPARSE_BIN="$BUILD/tools/bench_sparse_channel"
+  if [ -x "$SPARSE_BIN" ] && [ "$(remaining)" -ge 150 ]; then
+    say "bench: bench_sparse_channel (ResNet-18 and 50 width 64, 32x32, batch 64; at most 60s)"
+    { echo "# bench_sparse_channel"; timeout -k 5 60 "$SPARSE_BIN" --rounds 5 --skip layers device=cuda:0 \
+        model.base_width=64 data.image_size=32 train.batch_size=64 2>&1; echo "# bench_sparse_channel exit status $?"; } >>"$BENCH_OURS"
+  fi
   torch_cap=$(max 30 $(($(remaining) - 8)))
   say "bench: tools/bench/torch_ops.py ${bench_args[*]} (at most ${torch_cap}s)"
   if [ -n "$PY" ]; then

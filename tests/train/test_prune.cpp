@@ -26,8 +26,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const char* kFashion = "/usr/share/datasets/fashion-mnist";
-
 bool have_fashion() { return !test::skip_without_fashion_mnist(); }
 
 std::string temp_root() {
