@@ -1,9 +1,10 @@
 // CUDA sparse-channel kernels (contract: kernels/sparse_channel.h): gathers of kept channels and the
 // scatters of their gradients. One thread per element of the output; the filter score sum is one block per
-// kept filter with a fixed reduction tree (deterministic). gpu/sparse_channel compares them with the CPU.
+// kept filter with a fixed reduction order (deterministic). gpu/sparse_channel compares them with the CPU.
 #include <cstdint>
 
 #include "kernels/cuda/launch.h"
+#include "kernels/cuda/row_reduce.h"
 #include "kernels/sparse_channel.h"
 
 namespace scpn::cuda {
@@ -43,13 +44,12 @@ __global__ void scatter_kept_kernel(ChannelSelection s, const int32_t* __restric
 }
 
 // Block b owns kept filter j = b (grid-stride): copies its gradient row into the dense slot and reduces
-// Σ W·g in double by a fixed tree. Launched with exactly kBlock threads.
+// Σ W·g in double over the block (group_allreduce: a fixed order). Launched with exactly kBlock threads.
 template <class T>
 __global__ void kept_filters_backward_kernel(KeptFilterShape s, const int32_t* __restrict__ kept_index,
                                              const T* __restrict__ g, const T* __restrict__ w,
                                              const T* __restrict__ score, T* __restrict__ grad_w,
                                              T* __restrict__ grad_score) {
-  __shared__ double partial[kBlock];
   for (int64_t j = blockIdx.x; j < s.kept; j += gridDim.x) {
     const int64_t f = kept_index[j];
     const T* gj = g + j * s.filter_size;
@@ -59,17 +59,11 @@ __global__ void kept_filters_backward_kernel(KeptFilterShape s, const int32_t* _
       if (grad_w) grad_w[f * s.filter_size + i] = gj[i];
       sum += double(wf[i]) * double(gj[i]);
     }
-    partial[threadIdx.x] = sum;
-    __syncthreads();
-    for (int half = kBlock / 2; half > 0; half /= 2) {
-      if (int(threadIdx.x) < half) partial[threadIdx.x] += partial[threadIdx.x + half];
-      __syncthreads();
-    }
+    sum = group_allreduce<kBlock>(sum, SumOp{});
     if (threadIdx.x == 0 && grad_score) {
       const T v = score[f];
-      grad_score[f] = T((v > T(0)) - (v < T(0))) * T(partial[0]);
+      grad_score[f] = T((v > T(0)) - (v < T(0))) * T(sum);
     }
-    __syncthreads();  // partial[] is reused by this block's next filter
   }
 }
 
