@@ -53,8 +53,11 @@ void PrunableConv2d::clear_masks() {
 Tensor PrunableConv2d::kept_filters(double capacity) const {
   SCPN_CHECK(granularity_ == Granularity::channel, "PrunableConv2d::kept_filters: needs channel granularity");
   auto it = prepared_kept_.find(capacity_key(capacity));
-  if (it != prepared_kept_.end()) return it->second;
-  return kept_index_from_mask(mask(capacity));
+  Tensor kept = it != prepared_kept_.end() ? it->second : kept_index_from_mask(mask(capacity));
+  // The rank rule keeps at least one filter of finite scores; none kept means the scores are not finite.
+  SCPN_CHECK(kept.size(0) > 0, "capacity ", capacity_key(capacity), " keeps none of the ", out_channels(),
+             " filters of a ", in_channels(), "->", out_channels(), " convolution: are its scores NaN?");
+  return kept;
 }
 
 Tensor PrunableConv2d::forward_compact(const Tensor& x, const Tensor& kept_inputs, const Tensor& kept) const {

@@ -20,6 +20,7 @@
 #include "engine/optim/sgd.h"
 #include "models/complexity.h"
 #include "models/resnet.h"
+#include "tools/cli_args.h"
 #include "train/config.h"
 #include "train/scpn/step.h"
 
@@ -260,9 +261,11 @@ int main(int argc, char** argv) try {
   std::vector<std::string> archs = {"resnet18", "resnet50"}, skip, overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--rounds" && i + 1 < argc) b.rounds = std::stoi(argv[++i]);
-    else if (a == "--archs" && i + 1 < argc) archs = split(argv[++i]);
-    else if (a == "--skip" && i + 1 < argc) skip = split(argv[++i]);
+    const bool takes_value = a == "--rounds" || a == "--archs" || a == "--skip";
+    SCPN_CHECK(!takes_value || i + 1 < argc, a, ": missing value");
+    if (a == "--rounds") b.rounds = int(tools::parse_int("--rounds", argv[++i]));
+    else if (a == "--archs") archs = split(argv[++i]);
+    else if (a == "--skip") skip = split(argv[++i]);
     else if (a == "-h" || a == "--help") {
       std::printf("usage: bench_sparse_channel [--rounds N] [--archs resnet18,resnet50] [--skip passes,layers,steps] "
                   "[KEY=VALUE ...]\n(train_scpn's keys: model.base_width, model.stem, train.batch_size, "

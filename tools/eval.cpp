@@ -95,6 +95,10 @@ int run(int argc, char** argv) {
     SCPN_CHECK(!args.has("--capacities") || options.capacities == std::vector<double>{1.0}, "--capacities: ",
                source.checkpoint, " is a subnetwork pruned at capacity ", pruned,
                "; it is evaluated as it is (capacity 1), so drop --capacities");
+    SCPN_CHECK(parent_bn != "yes", "--parent-bn yes: ", source.checkpoint, " is a subnetwork pruned at capacity ",
+               pruned, "; its BatchNorm statistics are the ones it was exported with");
+    SCPN_CHECK(!args.has("--reestimate-batches"), "--reestimate-batches: ", source.checkpoint,
+               " is a subnetwork pruned at capacity ", pruned, "; nothing is re-estimated for it");
     options.capacities = {1.0};
     options.trained = {};
     options.parent_bn_too = false;

@@ -16,6 +16,15 @@ void check_kept_index(const char* op, const Tensor& kept_index, const Tensor& da
              ", the data is ", describe(data));
   SCPN_CHECK(kept_index.size(0) <= channels, op, ": kept_index lists ", kept_index.size(0),
              " channels of a dimension of size ", channels);
+  // The values, where reading them costs nothing (a CUDA index would need a device round trip; the
+  // engine builds its indices with kept_index_from_mask, ascending and in range by construction).
+  if (kept_index.device() != kCPU) return;
+  const int32_t* k = kept_index.data<int32_t>();
+  for (int64_t j = 0; j < kept_index.size(0); ++j) {
+    SCPN_CHECK(k[j] >= 0 && k[j] < channels, op, ": kept_index[", j, "] = ", k[j], " is outside [0, ", channels, ")");
+    SCPN_CHECK(j == 0 || k[j] > k[j - 1], op, ": kept_index must be strictly ascending, but kept_index[", j,
+               "] = ", k[j], " follows ", k[j - 1]);
+  }
 }
 
 // `t` viewed as [outer, channels, inner] around `dim`.

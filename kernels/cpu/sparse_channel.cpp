@@ -31,18 +31,16 @@ void scatter_channels(const ExecContext&, DType t, const ChannelSelection& s, co
     const T scale = T(others_scale);
 #pragma omp parallel for if (s.dense_numel() > kParallelGrain)
     for (int64_t o = 0; o < s.outer; ++o) {
-      int64_t j = 0;  // kept_index is ascending: walk it alongside the channels
-      for (int64_t c = 0; c < s.channels; ++c) {
-        T* row = dst + (o * s.channels + c) * s.inner;
-        if (j < s.kept && kept_index[j] == c) {
-          std::memcpy(row, src + (o * s.kept + j) * s.inner, size_t(s.inner) * sizeof(T));
-          ++j;
-        } else if (scale == T(0)) {
-          std::memset(row, 0, size_t(s.inner) * sizeof(T));  // also clears a NaN the dense slot held
-        } else {
-          for (int64_t i = 0; i < s.inner; ++i) row[i] *= scale;
-        }
+      // Every channel scaled first, then the kept ones overwritten: any order of the index works, as on CUDA.
+      T* dense_o = dst + o * s.channels * s.inner;
+      const size_t plane = size_t(s.channels * s.inner);
+      if (scale == T(0)) {
+        std::memset(dense_o, 0, plane * sizeof(T));  // also clears a NaN the dense slot held
+      } else if (scale != T(1)) {
+        for (size_t i = 0; i < plane; ++i) dense_o[i] *= scale;
       }
+      for (int64_t j = 0; j < s.kept; ++j)
+        std::memcpy(dense_o + kept_index[j] * s.inner, src + (o * s.kept + j) * s.inner, size_t(s.inner) * sizeof(T));
     }
   });
 }

@@ -247,6 +247,12 @@ TEST_CASE("sparse_channel rejects bad indices and shapes") {
                        "gather_channels: kept_index must be i32, got i64 [2] on cpu", Error);
   CHECK_THROWS_WITH_AS(gather_channels(zeros({2, 3}), 0, index_tensor({0, 1, 1})),
                        "gather_channels: kept_index lists 3 channels of a dimension of size 2", Error);
+  CHECK_THROWS_WITH_AS(gather_channels(zeros({4, 3}), 0, index_tensor({0, 4})),
+                       "gather_channels: kept_index[1] = 4 is outside [0, 4)", Error);
+  CHECK_THROWS_WITH_AS(gather_channels(zeros({4, 3}), 0, index_tensor({2, 1})),
+                       "gather_channels: kept_index must be strictly ascending, but kept_index[1] = 1 follows 2", Error);
+  CHECK_THROWS_WITH_AS(scatter_channels_(zeros({4, 3}), 0, index_tensor({-1}), zeros({1, 3}), 0.0),
+                       "scatter_channels_: kept_index[0] = -1 is outside [0, 4)", Error);
   CHECK_THROWS_WITH_AS(gather_channels(zeros({2, 3}), 2, index_tensor({0})),
                        "gather_channels: dimension 2 out of range for a 2-D tensor", Error);
   CHECK_THROWS_WITH_AS(gather_filters(zeros({4, 3}), zeros({3}), index_tensor({0})),
@@ -254,4 +260,14 @@ TEST_CASE("sparse_channel rejects bad indices and shapes") {
   CHECK_THROWS_WITH_AS(scatter_channels_(zeros({4, 3}), 0, index_tensor({0, 2}), zeros({3, 3}), 0.0),
                        "scatter_channels_: compact [3, 3] must be [2, 3] (dense [4, 3] with 2 kept channels along dim 0)",
                        Error);
+}
+
+TEST_CASE("gpu: an index on another device than the data is refused, naming both") {
+  SCPN_REQUIRE_CUDA();
+  const Device gpu = cuda_device(0);
+  CHECK_THROWS_WITH_AS(gather_channels(zeros({4, 3}).to(gpu), 0, index_tensor({0, 2})),
+                       doctest::Contains("gather_channels: device mismatch: kept_index is i32 [2] on cpu, the data is"),
+                       Error);
+  CHECK_THROWS_WITH_AS(gather_filters(zeros({4, 3}), zeros({4}), index_tensor({1}).to(gpu)),
+                       doctest::Contains("gather_filters: device mismatch: kept_index is i32 [1] on cuda:0"), Error);
 }

@@ -131,34 +131,36 @@ void check_passes(const std::string& arch, DType dtype, double tolerance) {
   t.compact->eval();
   for (double c : {0.75, 0.5, 0.25, kNeverTrained}) {
     for (BnStatsMode mode : {BnStatsMode::own, BnStatsMode::parent}) {
-      ResNetOutput m = t.masked->forward(t.x, {.capacity = c, .bn_stats = mode});
+      ResNetOutput m = t.masked->forward(t.x, {.capacity = c, .bn_stats = mode, .compact_channels = false});
       ResNetOutput k = t.compact->forward(t.x, {.capacity = c, .bn_stats = mode, .compact_channels = true});
       note({worst(m.logits, k.logits), 0, 0}, cat("eval at ", c));
       note({worst(m.feature, k.feature), 0, 0}, cat("eval features at ", c));
     }
   }
-  MESSAGE(arch, " ", dtype_name(dtype), ": compact vs masked, worst difference: logits ", all.logits,
+  MESSAGE(arch, " ", std::string(dtype_name(dtype)), ": compact vs masked, worst difference: logits ", all.logits,
           ", gradients ", all.grads, ", parameters and BN statistics ", all.state);
 }
 
-// `steps` SCPN steps with compact_subnets on and off from identical models; the worst state difference.
-double compare_steps(const std::string& arch, DType dtype, int steps, TrainMode mode) {
+// `steps` SCPN steps with compact_subnets on and off from identical models (the trained capacities plus
+// one random capacity per step); the worst state difference after each step.
+std::vector<double> compare_steps(const std::string& arch, DType dtype, int steps, TrainMode mode) {
   Twins t(arch, dtype);
   SGD om(t.masked->parameters(), 0.05, SgdOptions{.momentum = 0.9, .weight_decay = 5e-4});
   SGD oc(t.compact->parameters(), 0.05, SgdOptions{.momentum = 0.9, .weight_decay = 5e-4});
   StepOptions so;
   so.mode = mode;
   so.capacities = kTrained;
+  so.extra_random_capacities = 1;  // a capacity without statistics of its own, drawn anew each step
   so.compact_subnets = false;
   ScpnStep masked_step(*t.masked, om, so, 5);
   so.compact_subnets = true;
   ScpnStep compact_step(*t.compact, oc, so, 5);
-  double w = 0;
+  std::vector<double> w;
   for (int s = 0; s < steps; ++s) {
     StepResult rm = masked_step.run(t.x, t.y, s), rc = compact_step.run(t.x, t.y, s);
     CHECK(std::abs(rm.parent_loss - rc.parent_loss) <= 1e-9 * (dtype == DType::f64 ? 1 : 1e4));
-    CHECK(rm.projected_rows == rc.projected_rows);
-    w = std::max(w, worst_state(*t.masked, *t.compact));
+    CHECK(rm.projected_rows == rc.projected_rows);  // the integration's discrete decisions agree
+    w.push_back(worst_state(*t.masked, *t.compact));
   }
   return w;
 }
@@ -177,18 +179,21 @@ TEST_CASE("compact = masked: ResNet-18 layout, f32") { check_passes("resnet18", 
 
 TEST_CASE("compact = masked: integrated SCPN steps, ResNet-18 and ResNet-50 layouts, f64") {
   for (const char* arch : {"resnet18", "resnet50"}) {
-    const double w = compare_steps(arch, DType::f64, 3, TrainMode::scpn);
-    MESSAGE(std::string(arch), " f64, 3 scpn steps: worst parameter/statistic difference, compact vs masked: ", w);
-    // Three steps of SGD with momentum carry the per-pass rounding (1e-15) forward; the BN running
-    // variances (values up to ~10) dominate.
-    CHECK(w <= 1e-10);
+    const std::vector<double> w = compare_steps(arch, DType::f64, 3, TrainMode::scpn);
+    MESSAGE(std::string(arch), " f64, 3 scpn steps: worst parameter/statistic difference, compact vs masked, after "
+            "each step: ", w[0], ", ", w[1], ", ", w[2]);
+    // One step is the same computation up to the order of sums. Later steps start from states that differ by
+    // that rounding, and this small ResNet-50 (gradient norms 5x the clip, lr 0.05) amplifies a difference
+    // about 300-fold per step; ResNet-18 does not.
+    CHECK(w[0] <= 1e-13);
+    CHECK(w[2] <= (std::string(arch) == "resnet18" ? 1e-13 : 1e-8));
   }
 }
 
 TEST_CASE("compact = masked: sum-mode steps (one backward through every compact pass)") {
-  const double w = compare_steps("resnet18", DType::f64, 2, TrainMode::sum);
-  MESSAGE("resnet18 f64, 2 sum steps: worst difference ", w);
-  CHECK(w <= 1e-11);
+  const std::vector<double> w = compare_steps("resnet18", DType::f64, 2, TrainMode::sum);
+  MESSAGE("resnet18 f64, 2 sum steps: worst difference ", w[1]);
+  CHECK(w[1] <= 1e-13);
 }
 
 TEST_CASE("a compact pass computes with fewer channels: its convolutions see only the kept filters") {
