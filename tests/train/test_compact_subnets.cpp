@@ -211,3 +211,14 @@ TEST_CASE("a compact pass computes with fewer channels: its convolutions see onl
                                       Tensor(), kept);
   CHECK(out.shape() == Shape{2, 3, 5, 5});
 }
+
+TEST_CASE("a capacity that keeps no filter (NaN scores) is an error, not a zero-width convolution") {
+  Twins t("resnet18", DType::f64);
+  for (auto& [name, conv] : t.compact->convs()) {
+    if (name != "layer1.0.conv1") continue;
+    double* s = conv->score().data<double>();
+    for (int64_t k = 0; k < conv->score().numel(); ++k) s[k] = std::nan("");
+    CHECK_THROWS_WITH_AS(conv->kept_filters(0.5),
+                         "capacity 0.50 keeps none of the 8 filters of a 8->8 convolution: are its scores NaN?", Error);
+  }
+}
