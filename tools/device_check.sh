@@ -582,6 +582,12 @@ if [[ "$BUILD_STATUS" == ok* ]] && [ "$mode" != off ]; then
     { echo "# bench_sparse_channel"; timeout -k 5 60 "$SPARSE_BIN" --rounds 5 --skip layers device=cuda:0 \
         model.base_width=64 data.image_size=32 train.batch_size=64 2>&1; echo "# bench_sparse_channel exit status $?"; } >>"$BENCH_OURS"
   fi
+  # The kernel lab's variants, CUDA rows included (tools/kernel_lab/README.md keeps their table).
+  LAB_BIN="$BUILD/tools/kernel_lab/kernel_lab"
+  if [ -x "$LAB_BIN" ] && [ "$(remaining)" -ge 120 ]; then
+    say "bench: kernel_lab (at most 40s)"
+    { echo "# kernel_lab"; timeout -k 5 40 "$LAB_BIN" 2>&1; echo "# kernel_lab exit status $?"; } >>"$BENCH_OURS"
+  fi
   torch_cap=$(max 30 $(($(remaining) - 8)))
   say "bench: tools/bench/torch_ops.py ${bench_args[*]} (at most ${torch_cap}s)"
   if [ -n "$PY" ]; then
