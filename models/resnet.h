@@ -62,4 +62,21 @@ class ResNet : public nn::Module {
   std::vector<std::pair<std::string, PrunableBatchNorm*>> bns_;
 };
 
+// The masks (and kept-filter indices) of these capacities, prepared in every layer for as long as this
+// lives: a loop of forwards at a fixed capacity (evaluation, re-estimation, extraction) then ranks the
+// scores once rather than once per batch and, on a GPU, reads no mask back to the host per batch. Guards
+// do not nest: the inner one's end clears every prepared mask (forwards stay correct, only slower).
+class PreparedMasks {
+ public:
+  PreparedMasks(ResNet& model, const std::vector<double>& capacities) : model_(model) {
+    model_.prepare_masks(capacities);
+  }
+  ~PreparedMasks() { model_.clear_masks(); }
+  PreparedMasks(const PreparedMasks&) = delete;
+  PreparedMasks& operator=(const PreparedMasks&) = delete;
+
+ private:
+  ResNet& model_;
+};
+
 }  // namespace scpn::models

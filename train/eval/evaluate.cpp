@@ -108,6 +108,7 @@ EvalReport evaluate_model(ResNet& model, const RetrievalSet& test, const EvalOpt
     row.trained = is_trained(c);
     row.bn_source = c == 1.0 ? "parent" : row.trained ? "own" : "re-estimated";
     const bool parent_bn = options.parent_bn_too && c < 1.0;
+    models::PreparedMasks masks(model, {c});  // for the re-estimation and both embeddings (guards do not nest)
     if (!row.trained) {
       Progress reestimation(console, phase + "BN re-estimation", options.bn_reestimate_batches, "batches");
       reestimate_bn_stats(model, c, options.bn_reestimate_batches, next_train_batch, &reestimation);

@@ -32,6 +32,7 @@ PruneResult prune_model(models::ResNet& model, const PruneOptions& options, cons
   SCPN_CHECK(options.reestimate_batches >= 1, "--reestimate-batches: ", options.reestimate_batches, " must be >= 1");
   SCPN_CHECK(options.image_size >= 1, "prune_model: image size ", options.image_size, " must be >= 1");
   const std::string key = models::capacity_key(c);
+  models::PreparedMasks masks(model, {c});  // every forward and the extraction below are at c
   const bool has_own = c == 1.0 || model.batch_norms().empty() || model.batch_norms().front().second->has_capacity(c);
 
   PruneBnStats choice = options.bn_stats;
