@@ -114,6 +114,7 @@ int run(int argc, char** argv) {
 
   Tensor images = read_images(input, config);
   model->eval();
+  const PreparedMasks masks(*model, {capacity});  // ranked once for every batch
   train::Progress progress(&console, "extract_features, features", images.size(0), "images");
   Tensor features =
       extract_features(*model, images, ctx, batch_size, [&](int64_t done) { progress.set_done(done); }).to(DType::f32);
