@@ -11,17 +11,21 @@ namespace scpn::cuda {
 
 namespace {
 
-// Element e of the compact tensor [outer, kept, inner] reads the dense element of the same (o, kept_index[j], i).
+// The dense element that element e of the compact tensor [outer, kept, inner] stands for: the same
+// (o, i), channel kept_index[j].
+__device__ inline int64_t dense_offset(const ChannelSelection& s, const int32_t* __restrict__ kept_index, int64_t e) {
+  const int64_t i = e % s.inner;
+  const int64_t j = (e / s.inner) % s.kept;
+  const int64_t o = e / (s.inner * s.kept);
+  return (o * s.channels + kept_index[j]) * s.inner + i;
+}
+
 template <class T>
 __global__ void gather_channels_kernel(ChannelSelection s, const int32_t* __restrict__ kept_index,
                                        const T* __restrict__ dense, T* __restrict__ compact) {
   const int64_t n = s.compact_numel();
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = e % s.inner;
-    const int64_t j = (e / s.inner) % s.kept;
-    const int64_t o = e / (s.inner * s.kept);
-    compact[e] = dense[(o * s.channels + kept_index[j]) * s.inner + i];
-  }
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    compact[e] = dense[dense_offset(s, kept_index, e)];
 }
 
 // Pass 1 of a scatter: every channel of the dense tensor is scaled (kept ones are overwritten by pass 2).
@@ -35,12 +39,8 @@ template <class T>
 __global__ void scatter_kept_kernel(ChannelSelection s, const int32_t* __restrict__ kept_index,
                                     const T* __restrict__ compact, T* __restrict__ dense) {
   const int64_t n = s.compact_numel();
-  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t i = e % s.inner;
-    const int64_t j = (e / s.inner) % s.kept;
-    const int64_t o = e / (s.inner * s.kept);
-    dense[(o * s.channels + kept_index[j]) * s.inner + i] = compact[e];
-  }
+  for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x)
+    dense[dense_offset(s, kept_index, e)] = compact[e];
 }
 
 // Block b owns kept filter j = b (grid-stride): copies its gradient row into the dense slot and reduces
