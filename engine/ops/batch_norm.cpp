@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/checks.h"
+#include "engine/ops/sync_batch_norm.h"
 
 namespace scpn {
 
@@ -64,6 +65,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
   SCPN_CHECK(options.momentum >= 0 && options.momentum <= 1, kOp, ": momentum must be in [0, 1], got ",
              options.momentum);
   SCPN_CHECK(options.eps >= 0, kOp, ": eps must be >= 0, got ", options.eps);
+
+  // Synchronised: the statistics are over the group's batch, which may have one row per rank.
+  if (options.training && options.sync_group)
+    return sync_batch_norm(x, weight, bias, running_mean, running_var, options, *options.sync_group);
 
   BatchNormShape s;
   s.n = x.size(0);

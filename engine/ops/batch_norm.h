@@ -6,10 +6,17 @@
 
 namespace scpn {
 
+namespace dist {
+class Communicator;
+}
+
 struct BatchNormOptions {
   bool training = true;
   double momentum = 0.1;  // weight of the new batch statistic in the running average, in [0, 1]
   double eps = 1e-5;      // added to the variance before the square root, >= 0
+  // Synchronised batch norm (data-parallel training): in training mode the statistics, and the sums the
+  // backward needs, are over every rank's batch (engine/ops/sync_batch_norm.h). Null: this process's batch.
+  dist::Communicator* sync_group = nullptr;
 };
 
 // x: f32/f64 [N, C] or [N, C, H, W]; statistics are per channel over the m = N·H·W values (H·W = 1 for
