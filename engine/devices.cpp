@@ -1,5 +1,8 @@
 #include "engine/devices.h"
 
+#include <omp.h>
+
+#include <algorithm>
 #include <cctype>
 
 #include "kernels/common/error.h"
@@ -63,5 +66,9 @@ Device resolve_device(const std::string& text, const std::string& what) {
   }
   return d;
 }
+
+int cpu_threads() { return omp_get_max_threads(); }
+
+void set_cpu_threads(int threads) { omp_set_num_threads(std::max(1, threads)); }
 
 }  // namespace scpn

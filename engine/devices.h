@@ -33,6 +33,11 @@ class ParityModeScope {
   bool allow_tf32_ = true, deterministic_ = false;
 };
 
+// Threads of the CPU kernels (OpenMP): the OMP_NUM_THREADS default is every core, which several training
+// processes on one machine would each claim; a launcher's ranks share the cores out instead.
+int cpu_threads();
+void set_cpu_threads(int threads);
+
 // Waits until the work queued on `d` has finished (a no-op on the CPU, whose kernels are synchronous):
 // for timings that must cover the device's work, not only its launch.
 void synchronize(Device d);

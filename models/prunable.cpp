@@ -118,6 +118,7 @@ BatchNormOptions PrunableBatchNorm::options(const ForwardContext& ctx) const {
   BatchNormOptions opt;
   opt.training = is_training();
   if (ctx.bn_momentum_override > 0) opt.momentum = ctx.bn_momentum_override;
+  opt.sync_group = ctx.sync_bn;
   return opt;
 }
 

@@ -9,6 +9,10 @@
 #include "engine/ops/conv2d.h"
 #include "models/config.h"
 
+namespace scpn::dist {
+class Communicator;
+}
+
 namespace scpn::models {
 
 enum class BnStatsMode {
@@ -28,6 +32,8 @@ struct ForwardContext {
   // gradients and statistics to float rounding; the compact path does about the subnetwork's share of
   // the work. Weight granularity is always masked.
   bool compact_channels = true;
+  // Data-parallel training with synchronised batch norm: training-mode statistics over every rank's batch.
+  dist::Communicator* sync_bn = nullptr;
 };
 
 // A bias-free convolution holding its weight W and, when it is pruned, a learnable score S; at capacity c it

@@ -20,7 +20,8 @@ using json = nlohmann::json;
 // what it computes).
 bool may_change_on_resume(const std::string& key) {
   return key == "train.steps" || key == "train.epochs" || key == "data.workers" || key.rfind("output.", 0) == 0 ||
-         key.rfind("eval.", 0) == 0 || key == "device";
+         key.rfind("eval.", 0) == 0 || key == "device" || key == "dist.backend" || key == "dist.timeout_s" ||
+         key == "dist.bucket_mb";
 }
 
 }  // namespace
@@ -46,7 +47,8 @@ void Checkpointer::save_last(const TrainPosition& p) const {
   meta["train_config"] = config_.to_json().dump();
   meta["optimizer"] = optimizer_.state_meta().dump();
   meta["scheduler"] = scheduler_.state().dump();
-  meta["position"] = json{{"step", p.step}, {"epoch", p.epoch}, {"batch", p.batch}, {"best_accuracy", p.best_accuracy}}.dump();
+  meta["position"] = json{{"step", p.step}, {"epoch", p.epoch}, {"batch", p.batch}, {"best_accuracy", p.best_accuracy},
+                          {"world_size", world_size_}}.dump();
   save_safetensors(last_checkpoint_path(config_), tensors, meta);
 }
 
@@ -73,6 +75,11 @@ TrainPosition Checkpointer::resume() const {
     if (!may_change_on_resume(key) && was != value)
       throw Error(cat(path, ": cannot resume: ", key, " was ", was.dump(), " in the run, now ", value.dump()));
   }
+  const json pos = meta("position");
+  const int saved_world = pos.value("world_size", 1);
+  SCPN_CHECK(saved_world == world_size_, path, ": cannot resume: the run had ", saved_world, " rank",
+             saved_world == 1 ? "" : "s", ", this one has ", world_size_, "; resume with ", saved_world,
+             " process", saved_world == 1 ? "" : "es", " (each rank's share of the batch depends on it)");
   std::map<std::string, Tensor> targets;
   for (auto& [name, t] : model_.state()) targets[name] = t;
   NamedTensors optim_tensors;
@@ -83,7 +90,6 @@ TrainPosition Checkpointer::resume() const {
   load_into(file, targets, lo);
   optimizer_.load_state(meta("optimizer"), optim_tensors);
   scheduler_.load_state(meta("scheduler"));
-  json pos = meta("position");
   TrainPosition p;
   p.step = pos.at("step");
   p.epoch = pos.at("epoch");

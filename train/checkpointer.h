@@ -37,7 +37,12 @@ class Checkpointer {
   // the config differs in a key that changes what the run computes.
   TrainPosition resume() const;
 
+  // Data-parallel runs: the number of ranks is saved, and a resumption with another number is refused
+  // (each rank's share of the batch, and with per-rank batch norm its statistics, depend on it).
+  void set_world_size(int ranks) { world_size_ = ranks; }
+
  private:
+  int world_size_ = 1;
   const TrainConfig& config_;
   models::ResNet& model_;
   Optimizer& optimizer_;

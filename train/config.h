@@ -77,6 +77,11 @@ struct TrainConfig {
   int64_t checkpoint_every = 0;  // steps; 0 = at each epoch end only
   bool save_final = true;
   std::string device = "auto";
+  // data-parallel training (docs/distributed.md); used when a launcher starts several processes
+  std::string dist_backend = "auto";
+  double dist_timeout_s = 300;
+  bool dist_sync_bn = false;
+  int64_t dist_bucket_mb = 25;
 
   nlohmann::json to_json() const;  // flat {"train.lr": 0.1, ...}
 };

@@ -16,7 +16,9 @@ using json = nlohmann::json;
 
 }  // namespace
 
-RunLog::RunLog(const TrainConfig& config, bool resume, ProgressConsole& console) : config_(config), console_(console) {
+RunLog::RunLog(const TrainConfig& config, bool resume, ProgressConsole& console, bool write_metrics)
+    : config_(config), console_(console) {
+  if (!write_metrics) return;
   metrics_.open(config.output_dir + "/metrics.jsonl", resume ? std::ios::app : std::ios::trunc);
   SCPN_CHECK(metrics_.good(), config.output_dir, "/metrics.jsonl: cannot open for writing");
 }
@@ -55,7 +57,7 @@ void RunLog::step(int64_t step, int64_t epoch, double lr, const StepResult& r) {
               {"capacities", r.capacities}, {"subnet_losses", r.subnet_losses}, {"grad_norm", r.grad_norm},
               {"images_per_s", training_->rate()}, {"step_ms", r.timings.total_ms}};
     if (r.task_rows > 0) line["projected_fraction"] = double(r.projected_rows) / double(r.task_rows);
-    metrics_ << line.dump() << "\n" << std::flush;
+    if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
   }
 }
 
@@ -66,7 +68,7 @@ void RunLog::resume_training() { training_->resume(); }
 void RunLog::end_epoch(int64_t epoch, const std::string& metric, double value) {
   json line{{"epoch", epoch}, {"mean_parent_loss", epoch_loss_ / double(std::max<int64_t>(epoch_batches_, 1))},
             {metric, value}};
-  metrics_ << line.dump() << "\n" << std::flush;
+  if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
   char text[64];
   std::snprintf(text, sizeof text, "%.4f", value);
   console_.print(cat("epoch ", epoch, ": ", metric, " ", text));

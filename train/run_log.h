@@ -19,7 +19,8 @@ class RunLog {
  public:
   // Opens <output.dir>/metrics.jsonl, appending when the run resumes. Console text goes to `console`
   // (nothing when it is quiet), the report table to stdout.
-  RunLog(const TrainConfig& config, bool resume, ProgressConsole& console);
+  // A data-parallel run's other ranks pass write_metrics = false: rank 0 alone writes the run folder.
+  RunLog(const TrainConfig& config, bool resume, ProgressConsole& console, bool write_metrics = true);
 
   // Starts the clock of the run's duration and the training phase, whose rate counts the steps from
   // first_step (a resumed run's first).

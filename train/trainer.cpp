@@ -3,14 +3,18 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 
 #include "engine/devices.h"
+#include "engine/dist/connect.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/safetensors.h"
 #include "train/atomic_write.h"
 #include "train/checkpointer.h"
+#include "train/data_parallel.h"
 #include "train/data/loader.h"
 #include "train/eval/model_source.h"
 #include "train/experiment_data.h"
@@ -52,6 +56,17 @@ struct Trainer::State {
   Device device;  // where the model, its optimizer state and each batch live; data stays on the host
   std::unique_ptr<ProgressConsole> console;
   PhaseSeconds phase_seconds;
+  // Data parallel (null in a one-process run): rank 0 logs, evaluates and writes the run folder.
+  dist::LaunchInfo launch;
+  std::unique_ptr<dist::Communicator> comm;
+  std::unique_ptr<DataParallel> dp;
+  bool is_root() const { return launch.rank == 0; }
+
+  void join_group();
+  void setup_data_parallel();
+  // Runs the training loop; on this rank's failure the other ranks are told why before it propagates.
+  template <class F>
+  void guarded(F&& f);
 
   void setup_model();
   // The number an epoch is judged by (best.safetensors keeps the best): the parent's test accuracy on one
@@ -119,6 +134,47 @@ void Trainer::State::setup_model() {
   checkpointer = std::make_unique<Checkpointer>(cfg, *model, *optimizer, *scheduler);
 }
 
+void Trainer::State::join_group() {
+  if (!launch.distributed()) return;
+  // Under a launcher, "auto" gives each process the GPU of its local rank.
+  if (cfg.device == "auto" && device.is_cuda()) device = Device{DeviceType::cuda, launch.local_rank};
+  SCPN_CHECK(cfg.batch_size % launch.world_size == 0, "train.batch_size=", cfg.batch_size, " is not divisible by the ",
+             launch.world_size, " ranks: each rank takes an equal share of every batch");
+  // Ranks sharing a machine's cores share them out, unless OMP_NUM_THREADS says otherwise.
+  if (device.is_cpu() && launch.local_world_size > 1 && !std::getenv("OMP_NUM_THREADS"))
+    set_cpu_threads(int(std::thread::hardware_concurrency()) / launch.local_world_size);
+  comm = dist::connect(launch, cfg.dist_backend, device, dist::Seconds(cfg.dist_timeout_s));
+}
+
+void Trainer::State::setup_data_parallel() {
+  if (!comm) return;
+  std::vector<Tensor> params, buffers;
+  for (auto& [name, p] : model->named_parameters()) params.push_back(p);
+  for (auto& [name, b] : model->named_buffers()) buffers.push_back(b);
+  dp = std::make_unique<DataParallel>(*comm, params, buffers,
+                                      DataParallelOptions{.bucket_bytes = cfg.dist_bucket_mb << 20});
+  // Output folder and device may differ per rank; everything that changes what is computed may not.
+  json same = cfg.to_json();
+  same.erase("output.dir");
+  same.erase("device");
+  dp->require_same(same.dump(), "the configuration");
+  dp->broadcast_state("initial model");
+  step->set_data_parallel(dp.get(), cfg.dist_sync_bn);
+  checkpointer->set_world_size(comm->size());
+}
+
+template <class F>
+void Trainer::State::guarded(F&& f) {
+  try {
+    f();
+  } catch (const dist::CollectiveError&) {
+    throw;  // the group already knows
+  } catch (const std::exception& e) {
+    if (comm) comm->abort(e.what());
+    throw;
+  }
+}
+
 std::pair<std::string, double> Trainer::State::epoch_metric(int64_t epoch) {
   const std::string label = cat("epoch ", epoch, " evaluation, ");
   model->eval();
@@ -152,6 +208,7 @@ EvalReport Trainer::State::evaluate(RunLog& log) {
   phase_seconds.final_evaluation = seconds_since(start);
   json j = report.to_json();
   j["steps"] = pos.step;
+  j["world_size"] = comm ? comm->size() : 1;
   j["config"] = cfg.to_json();
   j["phase_seconds"] = phase_seconds.to_json();
   write_text_atomic(cfg.output_dir + "/report.json", j.dump(2) + "\n");
@@ -163,20 +220,36 @@ EvalReport Trainer::State::evaluate(RunLog& log) {
 Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_unique<State>()) {
   s_->cfg = std::move(config);
   s_->opt = std::move(options);
-  s_->device = resolve_device(s_->cfg.device, "device");
-  s_->console = std::make_unique<ProgressConsole>(ProgressConsole::style_for(s_->opt.quiet));
-  s_->data = std::make_unique<ExperimentData>(s_->cfg);
-  s_->loader = std::make_unique<data::Loader>(s_->data->train_set, s_->data->train_transforms,
-                                              s_->data->loader_options(true, true));
-  s_->steps_per_epoch = s_->loader->batches_per_epoch();
-  s_->total_steps = s_->cfg.epochs * s_->steps_per_epoch;
-  if (s_->cfg.steps > 0) s_->total_steps = std::min(s_->total_steps, s_->cfg.steps);
-  s_->setup_model();
-  fs::create_directories(s_->cfg.output_dir);
-  if (s_->opt.resume) s_->pos = s_->checkpointer->resume();
-  const auto decoding = std::chrono::steady_clock::now();
-  s_->data->load_test_set(s_->console.get());
-  s_->phase_seconds.test_set_decoding = seconds_since(decoding);
+  State& s = *s_;
+  s.device = resolve_device(s.cfg.device, "device");
+  s.launch = s.opt.launch ? *s.opt.launch : dist::detect_launch(dist::process_environment());
+  // Rank 0 speaks for the job; the others are quiet.
+  s.console = std::make_unique<ProgressConsole>(ProgressConsole::style_for(s.opt.quiet || !s.is_root()));
+  s.join_group();
+  s.guarded([&] {
+    s.data = std::make_unique<ExperimentData>(s.cfg);
+    data::LoaderOptions lo = s.data->loader_options(true, true);
+    lo.shard_index = s.launch.rank;
+    lo.shard_count = s.launch.world_size;
+    s.loader = std::make_unique<data::Loader>(s.data->train_set, s.data->train_transforms, lo);
+    s.steps_per_epoch = s.loader->batches_per_epoch();
+    s.total_steps = s.cfg.epochs * s.steps_per_epoch;
+    if (s.cfg.steps > 0) s.total_steps = std::min(s.total_steps, s.cfg.steps);
+    s.setup_model();
+  });
+  s.setup_data_parallel();
+  s.guarded([&] {
+    if (s.is_root()) fs::create_directories(s.cfg.output_dir);
+    // Every rank reads the checkpoint (the run folder is on a shared file system, or copied to each node).
+    if (s.opt.resume) s.pos = s.checkpointer->resume();
+    // Rank 0 alone evaluates.
+    if (s.is_root()) {
+      const auto decoding = std::chrono::steady_clock::now();
+      s.data->load_test_set(s.console.get());
+      s.phase_seconds.test_set_decoding = seconds_since(decoding);
+    }
+  });
+  if (s.dp) s.dp->require_same(cat(s.pos.step, " ", s.pos.epoch, " ", s.pos.batch), "the resumed position");
 }
 
 Trainer::~Trainer() = default;
@@ -187,51 +260,68 @@ TrainSummary Trainer::run() {
   State& s = *s_;
   const TrainConfig& cfg = s.cfg;
   TrainPosition& pos = s.pos;
-  s.checkpointer->write_config();
-  RunLog log(cfg, s.opt.resume, *s.console);
+  const bool root = s.is_root();
+  if (root) s.checkpointer->write_config();
+  RunLog log(cfg, s.opt.resume, *s.console, root);
   log.start(pos.step, s.total_steps, s.steps_per_epoch, s.model->parameter_count(), s.data->train_set->size(), s.device);
+  if (s.comm)
+    s.console->print(cat("data parallel: ", s.comm->size(), " ranks over ", s.comm->backend(), " (launcher ",
+                         s.launch.launcher, "), ", cfg.batch_size / s.comm->size(), " images per rank per step",
+                         s.device.is_cpu() ? cat(", ", cpu_threads(), " CPU thread", cpu_threads() == 1 ? "" : "s",
+                                                 " per rank, ") : std::string(", "),
+                         cfg.dist_sync_bn ? "synchronised BatchNorm" : "per-rank BatchNorm averaged after each step"));
 
   TrainSummary summary;
+  summary.world_size = s.comm ? s.comm->size() : 1;
   double last_loss = 0;
-  while (pos.step < s.total_steps && pos.epoch < cfg.epochs) {
-    s.model->train();
-    s.loader->start_epoch(pos.epoch, pos.batch);
-    log.start_epoch();
-    while (pos.step < s.total_steps) {
-      std::optional<data::Batch> b = s.loader->next();
-      if (!b) break;
-      StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), pos.step);
-      ++pos.step;
-      ++pos.batch;
-      last_loss = r.parent_loss;
-      if (cfg.schedule == LrSchedule::cosine) s.scheduler->step();
-      log.step(pos.step, pos.epoch, s.optimizer->lr(), r);
-      if (cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0) s.checkpointer->save_last(pos);
-    }
-    bool epoch_done = pos.batch >= s.steps_per_epoch;
-    if (epoch_done) {
-      log.pause_training();
-      const auto evaluation = std::chrono::steady_clock::now();
-      const auto [metric, acc] = s.epoch_metric(pos.epoch);
-      s.phase_seconds.epoch_evaluations.push_back(seconds_since(evaluation));
-      log.end_epoch(pos.epoch, metric, acc);
-      log.resume_training();
-      ++pos.epoch;
-      pos.batch = 0;
-      if (cfg.schedule == LrSchedule::multistep) s.scheduler->step();
-      if (acc > pos.best_accuracy) {
-        pos.best_accuracy = acc;
-        s.checkpointer->save_best(metric, acc);
+  s.guarded([&] {
+    while (pos.step < s.total_steps && pos.epoch < cfg.epochs) {
+      s.model->train();
+      s.loader->start_epoch(pos.epoch, pos.batch);
+      log.start_epoch();
+      while (pos.step < s.total_steps) {
+        std::optional<data::Batch> b = s.loader->next();
+        if (!b) break;
+        StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), pos.step);
+        ++pos.step;
+        ++pos.batch;
+        last_loss = r.parent_loss;
+        if (cfg.schedule == LrSchedule::cosine) s.scheduler->step();
+        log.step(pos.step, pos.epoch, s.optimizer->lr(), r);
+        if (root && cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0) s.checkpointer->save_last(pos);
       }
+      bool epoch_done = pos.batch >= s.steps_per_epoch;
+      if (epoch_done) {
+        if (root) {
+          log.pause_training();
+          const auto evaluation = std::chrono::steady_clock::now();
+          const auto [metric, acc] = s.epoch_metric(pos.epoch);
+          s.phase_seconds.epoch_evaluations.push_back(seconds_since(evaluation));
+          log.end_epoch(pos.epoch, metric, acc);
+          log.resume_training();
+          if (acc > pos.best_accuracy) {
+            pos.best_accuracy = acc;
+            s.checkpointer->save_best(metric, acc);
+          }
+        }
+        if (s.comm) {
+          // The other ranks wait for rank 0's evaluation; a rank that dies is still noticed at once.
+          dist::LongerTimeout wait(*s.comm, dist::Seconds(24 * 3600));
+          s.comm->barrier(cat("end of epoch ", pos.epoch));
+        }
+        ++pos.epoch;
+        pos.batch = 0;
+        if (cfg.schedule == LrSchedule::multistep) s.scheduler->step();
+      }
+      if (root) s.checkpointer->save_last(pos);
+      if (!epoch_done) break;  // stopped by train.steps
     }
-    s.checkpointer->save_last(pos);
-    if (!epoch_done) break;  // stopped by train.steps
-  }
+  });
   s.phase_seconds.training = log.end_training();
   summary.steps = pos.step;
   summary.final_parent_loss = last_loss;
-  if (cfg.save_final) s.checkpointer->save_final();
-  if (s.opt.evaluate) summary.report = s.evaluate(log);
+  if (root && cfg.save_final) s.checkpointer->save_final();
+  if (root && s.opt.evaluate) summary.report = s.evaluate(log);
   summary.phase_seconds = s.phase_seconds;
   summary.seconds = log.finish();
   return summary;

@@ -3,10 +3,13 @@
 // and the final evaluation. train/train_scpn.cpp is only argument parsing around it.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/dist/launch.h"
 
 #include "train/config.h"
 #include "train/eval/evaluate.h"
@@ -18,6 +21,9 @@ struct TrainerOptions {
   std::string init_checkpoint = "";  // start from these weights (a model checkpoint, or a training checkpoint)
   bool quiet = false;         // nothing on the console (train_scpn --quiet, tests); errors are thrown
   bool evaluate = true;       // run the final evaluation
+  // Data parallel: where this process stands in the job. Unset: read from the launcher's environment
+  // (engine/dist/launch.h); one process when there is none.
+  std::optional<dist::LaunchInfo> launch = std::nullopt;
 };
 
 // How long each phase of this process took (a resumed run's earlier process is not counted): report.json's
@@ -29,6 +35,7 @@ struct PhaseSeconds {
 };
 
 struct TrainSummary {
+  int world_size = 1;  // ranks that trained together
   int64_t steps = 0;
   double final_parent_loss = 0;
   double seconds = 0;

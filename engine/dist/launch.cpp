@@ -40,7 +40,7 @@ struct LauncherVariables {
 
 constexpr LauncherVariables kLaunchers[] = {
     {"torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"},
-    {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", nullptr},
+    {"slurm", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID", "SLURM_NTASKS_PER_NODE"},
     {"openmpi", "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
      "OMPI_COMM_WORLD_LOCAL_SIZE"},
     {"mpich", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"},
@@ -86,6 +86,12 @@ LaunchInfo detect_launch(const EnvLookup& env) {
     SCPN_CHECK(info.rank < info.world_size, "environment variable ", found->rank, "=", info.rank,
                " is not below ", found->size, "=", info.world_size);
     info.local_rank = optional_int(env, found->local_rank, 0, 1 << 20).value_or(0);
+    // SLURM writes "4" or "4(x2),2" (per node group); the first group's count is this node's when uniform.
+    std::optional<std::string> local = env(found->local_size);
+    if (local) {
+      const std::string digits = local->substr(0, local->find_first_not_of("0123456789"));
+      if (!digits.empty() && digits.size() < 8) info.local_world_size = std::stoi(digits);
+    }
   }
 
   // Rank 0's address: explicit variables first, then what the launcher tells.
@@ -98,10 +104,9 @@ LaunchInfo detect_launch(const EnvLookup& env) {
     SCPN_CHECK(list.has_value(), "a SLURM launch needs SLURM_STEP_NODELIST or SLURM_JOB_NODELIST (or MASTER_ADDR) "
                "to find rank 0's host");
     info.master_addr = first_slurm_host(*list);
-  } else if (info.distributed() && found->local_size) {
+  } else if (info.distributed() && (info.launcher == "openmpi" || info.launcher == "mpich")) {
     // mpirun: one node when every rank is local; otherwise rank 0's host cannot be known without MPI.
-    const std::optional<int> local = optional_int(env, found->local_size, 1, 1 << 20);
-    SCPN_CHECK(local && *local == info.world_size, "a ", info.launcher, " launch over several nodes needs ",
+    SCPN_CHECK(info.local_world_size == info.world_size, "a ", info.launcher, " launch over several nodes needs ",
                "MASTER_ADDR (rank 0's host) and MASTER_PORT, e.g. mpirun -x MASTER_ADDR=<host> -x MASTER_PORT=29500");
   }
   if (env("MASTER_PORT")) info.master_port = parse_int(env, "MASTER_PORT", 1, 65535);

@@ -189,12 +189,15 @@ TcpCommunicator::TcpCommunicator(const LaunchInfo& info, Seconds timeout)
       hello.payload_bytes = me.size();
       peers_[0].send_all(&hello, sizeof hello, deadline);
       peers_[0].send_all(me.data(), me.size(), deadline);
+      // Longer than rank 0 waits for the others, so that its diagnosis arrives first.
+      const Deadline welcome_deadline = deadline_after(timeout + kFollowerGrace);
       Header welcome;
-      peers_[0].recv_all(&welcome, sizeof welcome, deadline);
-      SCPN_CHECK(welcome.magic == kMagic && welcome.kind == Kind::welcome, "rank 0 at ", where,
-                 " answered with an unexpected message");
+      peers_[0].recv_all(&welcome, sizeof welcome, welcome_deadline);
+      SCPN_CHECK(welcome.magic == kMagic && (welcome.kind == Kind::welcome || welcome.kind == Kind::abort), "rank 0 at ",
+                 where, " answered with an unexpected message");
       std::vector<char> ids(welcome.payload_bytes);
-      peers_[0].recv_all(ids.data(), ids.size(), deadline);
+      peers_[0].recv_all(ids.data(), ids.size(), welcome_deadline);
+      if (welcome.kind == Kind::abort) throw CollectiveError(std::string(ids.begin(), ids.end()));
       identities_ = unpack_texts(ids);
     }
   } catch (const TransferTimeout& e) {
@@ -205,10 +208,15 @@ TcpCommunicator::TcpCommunicator(const LaunchInfo& info, Seconds timeout)
         if (!peers_[r].valid()) m += cat(m.empty() ? "" : ", ", r);
       return cat(" (missing: rank ", m, ")");
     }();
-    throw CollectiveError(cat("rendezvous of ", size_, " ranks at ", where, " did not complete within ",
-                              timeout.count(), " s", missing, ": ", e.what()));
+    const std::string message = cat("rendezvous of ", size_, " ranks at ", where, " did not complete within ",
+                                    timeout.count(), " s", missing, ": ", e.what());
+    abort(message);  // the ranks that did join learn why
+    throw CollectiveError(message);
   } catch (const PeerClosed& e) {
-    throw CollectiveError(cat("rendezvous at ", where, ": ", e.what()));
+    const std::string message = cat("rendezvous of ", size_, " ranks at ", where, ": ", rank_ == 0 ? "a rank" : "rank 0",
+                                    " closed its connection (", e.what(), ")");
+    abort(message);
+    throw CollectiveError(message);
   }
 }
 

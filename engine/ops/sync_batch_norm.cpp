@@ -1,6 +1,7 @@
 // Synchronised batch norm (sync_batch_norm.h), composed from the batch-norm kernels so that it runs on every
-// backend that has them: the eval-mode backward kernel yields per-channel sums (Σg, Σg·(x - m)·s for any
-// m and s), and the eval-mode forward kernel applies any per-channel affine map (x - m)·s·w + b.
+// backend that has them: the training kernel gives each rank's mean and variance, the eval-mode backward
+// kernel per-channel sums (Σg, Σg·(x - m)·s for any m and s), and the eval-mode forward kernel any
+// per-channel affine map (x - m)·s·w + b.
 #include "engine/ops/sync_batch_norm.h"
 
 #include "engine/autograd.h"
@@ -103,34 +104,48 @@ Tensor sync_batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias
   SCPN_CHECK(x.device() == group.device(), kOp, ": x is on ", x.device().str(), " but the group's tensors live on ",
              group.device().str());
   const BatchNormShape s = shape_of(x);
-  const double local_count = double(s.per_channel());
+  const int64_t c = s.c;
   Tensor mean, var, invstd, y;
   double total = 0;
   {
     NoGradGuard no_grad;
-    const Tensor zero = zeros({s.c}, x.dtype(), x.device());
-    const Tensor one = ones({s.c}, x.dtype(), x.device());
-    // Pass 1: Σx and the count → the global mean.
-    Tensor sum_x, unused;
-    channel_sums(x, x, zero, one, sum_x, unused);
-    const Tensor global_sum_x = group_sum(group, {sum_x}, local_count, &total, "sync batch norm Σx")[0];
+    // This rank's mean and biased variance (the training kernel accumulates them in double).
+    Tensor local_mean = Tensor::empty({c}, x.dtype(), x.device()), local_invstd = Tensor::empty({c}, x.dtype(), x.device());
+    if (s.per_channel() > 0 && c > 0) {
+      Tensor scratch = Tensor::empty(x.shape(), x.dtype(), x.device());
+      kernels().batch_norm_forward_train.on(x.device())(exec_context(x.device()), x.dtype(), s, options.eps, 0.0,
+                                                        x.raw_data(), nullptr, nullptr, nullptr, nullptr,
+                                                        scratch.raw_data(), local_mean.raw_data(), local_invstd.raw_data());
+    }
+    // Every rank's (count, mean, variance), combined the same way on every rank: M = Σm, mean = Σm·mean_r / M,
+    // var = Σm·(var_r + (mean_r - mean)²) / M, in double.
+    Tensor mine = Tensor::empty({2 * c + 1}, DType::f64, x.device());
+    mine.slice(0, c).copy_(local_mean);
+    const Tensor local_var = add_scalar(pow_scalar(local_invstd.to(DType::f64), -2.0), -options.eps);
+    mine.slice(c, 2 * c).copy_(local_var);
+    mine.slice(2 * c, 2 * c + 1).copy_(full({1}, double(s.per_channel()), DType::f64));
+    Tensor all = Tensor::empty({group.size(), 2 * c + 1}, DType::f64, x.device());
+    group.all_gather(mine, all, "sync batch norm statistics");
+    std::vector<double> counts(static_cast<size_t>(group.size()));
+    for (int r = 0; r < group.size(); ++r) {
+      counts[size_t(r)] = all.slice(r, r + 1).reshape({2 * c + 1}).slice(2 * c, 2 * c + 1).item();
+      total += counts[size_t(r)];
+    }
     SCPN_CHECK(total > 1, kOp, ": expected more than 1 value per channel over the group when training, got ", total);
-    const Tensor mean64 = mul_scalar(global_sum_x, 1.0 / total);
+    auto part = [&](int r, int64_t k) { return all.slice(r, r + 1).reshape({2 * c + 1}).slice(k * c, (k + 1) * c); };
+    Tensor mean64 = zeros({c}, DType::f64, x.device()), var64 = zeros({c}, DType::f64, x.device());
+    for (int r = 0; r < group.size(); ++r)
+      if (counts[size_t(r)] > 0) mean64 = add(mean64, mul_scalar(part(r, 0), counts[size_t(r)] / total));
+    for (int r = 0; r < group.size(); ++r)
+      if (counts[size_t(r)] > 0)
+        var64 = add(var64, mul_scalar(add(part(r, 1), square(sub(part(r, 0), mean64))), counts[size_t(r)] / total));
     mean = mean64.to(x.dtype());
-    // Pass 2: Σ(x - mean)² = Σ x·(x - mean) - mean·(Σx - m·mean), which avoids Σx² - M·mean²'s cancellation.
-    Tensor sum_x_again, sum_x_centered;
-    channel_sums(x, x, mean, one, sum_x_again, sum_x_centered);
-    const Tensor local_sq = sub(sum_x_centered.to(DType::f64),
-                                mul(mean64, sub(sum_x.to(DType::f64), mul_scalar(mean64, local_count))));
-    const Tensor var64 = mul_scalar(group_sum(group, {local_sq}, 0.0, nullptr, "sync batch norm Σ(x - mean)²")[0],
-                                    1.0 / total);
     var = var64.to(x.dtype());
     y = affine(x, mean, var, options.eps, weight, bias, &invstd);
     if (running_mean.defined()) {
       const double m = options.momentum;
-      running_mean.copy_(add(mul_scalar(running_mean, 1 - m), mul_scalar(mean64.to(running_mean.dtype()), m)));
-      running_var.copy_(add(mul_scalar(running_var, 1 - m),
-                            mul_scalar(var64.to(running_var.dtype()), m * total / (total - 1))));
+      running_mean.copy_(add(mul_scalar(running_mean.to(DType::f64), 1 - m), mul_scalar(mean64, m)));
+      running_var.copy_(add(mul_scalar(running_var.to(DType::f64), 1 - m), mul_scalar(var64, m * total / (total - 1))));
     }
   }
   if (any_requires_grad({&x, &weight, &bias})) {

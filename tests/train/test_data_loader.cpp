@@ -145,6 +145,42 @@ TEST_CASE("loader: the same batches with 1 and 3 worker threads, synthetic and d
   CHECK(run_epoch(c, 4) == run_epoch(d, 4));
 }
 
+TEST_CASE("loader: n shards of each batch, concatenated, are the unsharded batch") {
+  auto ds = std::make_shared<Synthetic>(37);
+  for (int64_t shards : {2, 3, 4}) {
+    CAPTURE(shards);
+    for (bool drop_last : {true, false}) {
+      LoaderOptions whole = options_4x4(8, 2);
+      whole.drop_last = drop_last;
+      Loader all(ds, augment(), whole);
+      const std::vector<Recorded> expected = run_epoch(all, 3);
+      std::vector<std::vector<Recorded>> parts;
+      for (int64_t i = 0; i < shards; ++i) {
+        LoaderOptions o = whole;
+        o.shard_index = i;
+        o.shard_count = shards;
+        Loader part(ds, augment(), o);
+        CHECK(part.batches_per_epoch() == all.batches_per_epoch());
+        parts.push_back(run_epoch(part, 3));
+      }
+      for (size_t b = 0; b < expected.size(); ++b) {
+        Recorded joined{{}, {}, {}, expected[b].epoch, expected[b].index};
+        for (auto& p : parts) {
+          const Recorded& r = p.at(b);
+          joined.images.insert(joined.images.end(), r.images.begin(), r.images.end());
+          joined.labels.insert(joined.labels.end(), r.labels.begin(), r.labels.end());
+          joined.indices.insert(joined.indices.end(), r.indices.begin(), r.indices.end());
+        }
+        CHECK(joined == expected[b]);
+      }
+    }
+  }
+  LoaderOptions bad = options_4x4(8, 1);
+  bad.shard_index = 2;
+  bad.shard_count = 2;
+  CHECK_THROWS_WITH(Loader(ds, augment(), bad), "loader: shard 2 of 2 does not exist");
+}
+
 TEST_CASE("loader: the epoch order is a function of (seed, epoch)") {
   auto ds = std::make_shared<Synthetic>(50);
   auto indices = [&](LoaderOptions o, int64_t epoch) {

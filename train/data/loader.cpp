@@ -21,6 +21,8 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, Pipeline transforms, Load
   SCPN_CHECK(o.workers >= 1, "loader: workers must be at least 1, got ", o.workers);
   SCPN_CHECK(o.prefetch >= 0, "loader: prefetch must be >= 0, got ", o.prefetch);
   SCPN_CHECK(o.max_skipped >= 0, "loader: max_skipped must be >= 0, got ", o.max_skipped);
+  SCPN_CHECK(o.shard_count >= 1 && o.shard_index >= 0 && o.shard_index < o.shard_count, "loader: shard ",
+             o.shard_index, " of ", o.shard_count, " does not exist");
   const int64_t n = dataset_->size();
   num_batches_ = o.drop_last ? n / o.batch_size : (n + o.batch_size - 1) / o.batch_size;
   SCPN_CHECK(num_batches_ > 0, "loader: drop_last with batch_size ", o.batch_size, " leaves no batch of the ", n,
@@ -150,8 +152,10 @@ void Loader::ensure_buffers(Slot& slot) {
 void Loader::fill(Slot& slot, int64_t batch, uint64_t generation) {
   slot.error = nullptr;
   slot.skips.clear();
-  const int64_t begin = batch * options_.batch_size;
-  const int64_t rows = std::min(options_.batch_size, dataset_->size() - begin);
+  const int64_t global_rows = std::min(options_.batch_size, dataset_->size() - batch * options_.batch_size);
+  const int64_t first = global_rows * options_.shard_index / options_.shard_count;
+  const int64_t begin = batch * options_.batch_size + first;  // this shard's first position in the epoch
+  const int64_t rows = global_rows * (options_.shard_index + 1) / options_.shard_count - first;
   try {
     slot.indices.assign(size_t(rows), -1);
     ensure_buffers(slot);

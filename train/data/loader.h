@@ -41,6 +41,11 @@ struct LoaderOptions {
   int prefetch = 0;   // batches produced ahead of the consumer; 0: 2 × workers. Buffers: prefetch + 1.
   BadImagePolicy bad_images = BadImagePolicy::fail;
   int64_t max_skipped = 0;  // per epoch, under BadImagePolicy::skip
+  // Data-parallel sharding: each batch of batch_size samples (the global batch) is split into shard_count
+  // contiguous parts and this loader returns part shard_index, rows [B·i/n, B·(i+1)/n). The epoch's order
+  // and every sample's augmentation do not depend on the sharding, so n shards together are the batch
+  // one loader would return.
+  int64_t shard_index = 0, shard_count = 1;
   BatchAllocator allocate;  // empty: CPU tensors
 };
 

@@ -56,7 +56,30 @@ std::vector<double> ScpnStep::step_capacities(int64_t step_index) const {
 models::ForwardContext ScpnStep::subnet_context(double capacity) const {
   models::ForwardContext ctx{.capacity = capacity, .bn_stats = options_.bn_stats};
   ctx.compact_channels = options_.compact_subnets;
+  if (dp_ && sync_bn_) ctx.sync_bn = &dp_->comm();
   return ctx;
+}
+
+models::ForwardContext ScpnStep::parent_context() const {
+  models::ForwardContext ctx{.capacity = 1.0, .bn_stats = options_.bn_stats};
+  if (dp_ && sync_bn_) ctx.sync_bn = &dp_->comm();
+  return ctx;
+}
+
+void ScpnStep::set_data_parallel(DataParallel* dp, bool sync_bn) {
+  dp_ = dp && dp->size() > 1 ? dp : nullptr;
+  sync_bn_ = sync_bn;
+}
+
+// The losses of the log are the ranks' mean: the loss of the global batch (equal shards).
+void ScpnStep::average_losses(StepResult& r, int64_t step_index) {
+  if (!dp_) return;
+  std::vector<double> v = r.subnet_losses;
+  v.push_back(r.parent_loss);
+  v = dp_->average_values(v, cat("step ", step_index, " losses"));
+  r.parent_loss = v.back();
+  v.pop_back();
+  r.subnet_losses = v;
 }
 
 StepResult ScpnStep::run(const Tensor& images, const Tensor& labels, int64_t step_index) {
@@ -64,7 +87,7 @@ StepResult ScpnStep::run(const Tensor& images, const Tensor& labels, int64_t ste
   switch (options_.mode) {
     case TrainMode::scpn: return run_scpn(images, labels, step_index);
     case TrainMode::sum: return run_sum(images, labels, step_index);
-    case TrainMode::parent: return run_parent(images, labels);
+    case TrainMode::parent: return run_parent(images, labels, step_index);
   }
   throw Error("ScpnStep: unknown mode");
 }
@@ -86,6 +109,7 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
     t0 = Clock::now();
     GradientSlot& slot = slots[i + 1];
     backward(loss, Tensor(), BackwardOptions{&slot});
+    if (dp_) dp_->average(slot, cat("step ", step_index, " gradients of subnetwork ", i));
     if (options_.task_clip_norm > 0) clip_grad_norm(slot, all_, options_.task_clip_norm);
     // Keep Gᵢ[S] ⊙ M(cᵢ): a subnetwork's score gradient only for the weights it kept.
     for (auto& [name, conv] : model_.convs()) {
@@ -99,11 +123,12 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
 
   // The parent: all-ones masks, BatchNorm running statistics of the parent move.
   auto t0 = Clock::now();
-  Tensor parent_loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels,
+  Tensor parent_loss = cross_entropy(model_.forward(images, parent_context()).logits, labels,
                                      options_.label_smoothing);
   r.timings.parent_forward_ms = ms_since(t0);
   t0 = Clock::now();
   backward(parent_loss, Tensor(), BackwardOptions{&slots[0]});
+  if (dp_) dp_->average(slots[0], cat("step ", step_index, " gradients of the parent"));
   r.timings.parent_backward_ms = ms_since(t0);
   r.parent_loss = parent_loss.item();
   model_.clear_masks();
@@ -117,7 +142,7 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
   r.task_rows = stats.task_rows;
   r.timings.integration_ms = ms_since(t0);
 
-  finish(r);
+  finish(r, step_index);
   r.timings.total_ms = ms_since(t_start);
   return r;
 }
@@ -137,7 +162,7 @@ StepResult ScpnStep::run_sum(const Tensor& images, const Tensor& labels, int64_t
     total = total.defined() ? add(total, loss) : loss;
   }
   auto t0 = Clock::now();
-  Tensor parent_loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels,
+  Tensor parent_loss = cross_entropy(model_.forward(images, parent_context()).logits, labels,
                                      options_.label_smoothing);
   r.timings.parent_forward_ms = ms_since(t0);
   r.parent_loss = parent_loss.item();
@@ -145,37 +170,41 @@ StepResult ScpnStep::run_sum(const Tensor& images, const Tensor& labels, int64_t
   t0 = Clock::now();
   optimizer_.zero_grad();
   backward(total);
+  if (dp_) dp_->average_grads(cat("step ", step_index, " gradients"));
   r.timings.parent_backward_ms = ms_since(t0);
   model_.clear_masks();
-  finish(r);
+  finish(r, step_index);
   r.timings.total_ms = ms_since(t_start);
   return r;
 }
 
-StepResult ScpnStep::run_parent(const Tensor& images, const Tensor& labels) {
+StepResult ScpnStep::run_parent(const Tensor& images, const Tensor& labels, int64_t step_index) {
   auto t_start = Clock::now();
   StepResult r;
   auto t0 = Clock::now();
-  Tensor loss = cross_entropy(model_.forward(images, {1.0, options_.bn_stats}).logits, labels, options_.label_smoothing);
+  Tensor loss = cross_entropy(model_.forward(images, parent_context()).logits, labels, options_.label_smoothing);
   r.timings.parent_forward_ms = ms_since(t0);
   r.parent_loss = loss.item();
   t0 = Clock::now();
   optimizer_.zero_grad();
   backward(loss);
+  if (dp_) dp_->average_grads(cat("step ", step_index, " gradients"));
   r.timings.parent_backward_ms = ms_since(t0);
-  finish(r);
+  finish(r, step_index);
   r.timings.total_ms = ms_since(t_start);
   return r;
 }
 
-void ScpnStep::finish(StepResult& r) {
+void ScpnStep::finish(StepResult& r, int64_t step_index) {
   auto t0 = Clock::now();
+  average_losses(r, step_index);
   std::vector<Tensor> grads;
   for (auto& p : all_) grads.push_back(p.grad());
   r.grad_norm = clip_grad_norm(grads, options_.clip_norm > 0 ? options_.clip_norm : 1e300);
   SCPN_CHECK(std::isfinite(r.grad_norm), "training diverged: the gradient norm is ", r.grad_norm,
              " (parent loss ", r.parent_loss, "); lower train.lr or check the data");
   optimizer_.step();
+  if (dp_ && !sync_bn_) dp_->average_buffers(cat("step ", step_index, " BatchNorm statistics"));
   r.timings.optimizer_ms = ms_since(t0);
 }
 

@@ -8,6 +8,7 @@
 #include "engine/ops/grad_integration.h"
 #include "engine/optim/optimizer.h"
 #include "models/resnet.h"
+#include "train/data_parallel.h"
 
 namespace scpn::train {
 
@@ -54,15 +55,25 @@ class ScpnStep {
   StepResult run(const Tensor& images, const Tensor& labels, int64_t step_index);
   const StepOptions& options() const { return options_; }
 
+  // Data-parallel training: images and labels are this rank's shard; every gradient set is averaged over
+  // the ranks before it is clipped or integrated, the losses reported are the ranks' mean, and the
+  // BatchNorm statistics are synchronised (sync_bn) or averaged after each step. Null: one process.
+  void set_data_parallel(DataParallel* dp, bool sync_bn);
+
  private:
   StepResult run_scpn(const Tensor& images, const Tensor& labels, int64_t step_index);
   StepResult run_sum(const Tensor& images, const Tensor& labels, int64_t step_index);
-  StepResult run_parent(const Tensor& images, const Tensor& labels);
+  StepResult run_parent(const Tensor& images, const Tensor& labels, int64_t step_index);
   std::vector<double> step_capacities(int64_t step_index) const;
   models::ForwardContext subnet_context(double capacity) const;
-  void finish(StepResult& r);  // final clip + optimizer step
+  void finish(StepResult& r, int64_t step_index);  // losses' mean over ranks, final clip, optimizer step
+
+  models::ForwardContext parent_context() const;
+  void average_losses(StepResult& r, int64_t step_index);
 
   models::ResNet& model_;
+  DataParallel* dp_ = nullptr;
+  bool sync_bn_ = false;
   Optimizer& optimizer_;
   StepOptions options_;
   uint64_t seed_;

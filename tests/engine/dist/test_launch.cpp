@@ -48,6 +48,8 @@ TEST_CASE("torchrun") {
   CHECK(i.local_rank == 1);
   CHECK(i.master_addr == "node7");
   CHECK(i.master_port == 1234);
+  CHECK(i.local_world_size == 0);  // not said
+  CHECK(detect_launch(env_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"LOCAL_WORLD_SIZE", "2"}})).local_world_size == 2);
 }
 
 TEST_CASE("SLURM: rank 0 is on the first host of the step's node list") {
@@ -58,6 +60,10 @@ TEST_CASE("SLURM: rank 0 is on the first host of the step's node list") {
   CHECK(i.world_size == 16);
   CHECK(i.local_rank == 3);
   CHECK(i.master_addr == "gpu07");
+  CHECK(i.local_world_size == 0);
+  CHECK(detect_launch(env_of({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "8"}, {"SLURM_NTASKS_PER_NODE", "4(x2)"},
+                              {"SLURM_JOB_NODELIST", "n[1-2]"}}))
+            .local_world_size == 4);
   CHECK(i.master_port == 29500);
   // MASTER_ADDR / MASTER_PORT win over what the launcher implies.
   i = detect_launch(env_of({{"SLURM_PROCID", "0"}, {"SLURM_NTASKS", "2"}, {"SLURM_JOB_NODELIST", "a,b"},

@@ -177,6 +177,7 @@ TEST_CASE("a rendezvous that misses a rank names it") {
   REQUIRE(outcomes[0].threw);
   CHECK_MESSAGE(contains(outcomes[0].error, "rendezvous of 3 ranks at 127.0.0.1:"), outcomes[0].error);
   CHECK_MESSAGE(contains(outcomes[0].error, "did not complete within 0.5 s (missing: rank 2)"), outcomes[0].error);
-  REQUIRE(outcomes[1].threw);  // rank 1 joined, and waited for a welcome that never came
+  REQUIRE(outcomes[1].threw);  // rank 1 joined; rank 0 tells it why the group never formed
   CHECK_MESSAGE(contains(outcomes[1].error, "rendezvous of 3 ranks at 127.0.0.1:"), outcomes[1].error);
+  CHECK_MESSAGE(contains(outcomes[1].error, "(missing: rank 2)"), outcomes[1].error);
 }
