@@ -288,7 +288,7 @@ const std::vector<Entry>& table() {
       field<std::string>("dist.backend", &TrainConfig::dist_backend, "auto (nccl for CUDA devices, tcp for the CPU), tcp or nccl",
                          [](const std::string& v) { return v == "auto" || v == "tcp" || v == "nccl" ? std::string() : std::string("is not one of auto, tcp, nccl"); }),
       field("dist.timeout_s", &TrainConfig::dist_timeout_s, "seconds a rank waits in a collective before the job ends naming the late rank", at_least<double>(0.1)),
-      field("dist.sync_bn", &TrainConfig::dist_sync_bn, "batch statistics over every rank's shard (synchronised BN); false: each rank's own, averaged after each step"),
+      field("dist.sync_bn", &TrainConfig::dist_sync_bn, "batch statistics over every rank's shard (synchronised BN: N ranks compute what one process would); false: each rank's own, running statistics averaged after each step"),
       field("dist.bucket_mb", &TrainConfig::dist_bucket_mb, "gradients are averaged in collectives of at most this many MiB", at_least<int64_t>(1)),
   };
   return entries;

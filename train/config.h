@@ -80,7 +80,7 @@ struct TrainConfig {
   // data-parallel training (docs/distributed.md); used when a launcher starts several processes
   std::string dist_backend = "auto";
   double dist_timeout_s = 300;
-  bool dist_sync_bn = false;
+  bool dist_sync_bn = true;
   int64_t dist_bucket_mb = 25;
 
   nlohmann::json to_json() const;  // flat {"train.lr": 0.1, ...}
