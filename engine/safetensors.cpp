@@ -28,7 +28,6 @@ namespace {
 
 using Json = nlohmann::ordered_json;  // keeps the header's key order, so tensors come back in it
 
-constexpr uint64_t kMaxHeaderBytes = 100'000'000;  // the reference implementation's limit
 constexpr const char* kSupportedDtypes = "F32, F64, BF16, F16, I32, I64, U8";
 
 std::string errno_text(int err) { return std::error_code(err, std::generic_category()).message(); }
@@ -174,6 +173,10 @@ SafetensorsEntry parse_entry(const std::string& path, const std::string& name, c
       throw refuse("shape ", shape_str(e.shape), " is too large");
     bytes *= uint64_t(d);
   }
+  if (bytes > kSafetensorsMaxTensorBytes)
+    throw refuse("shape ", shape_str(e.shape), " of ", safetensors_dtype_name(e.dtype), " is ", bytes,
+                 " bytes, over the limit of ", kSafetensorsMaxTensorBytes, " bytes (",
+                 kSafetensorsMaxTensorBytes >> 30, " GiB) per tensor");
 
   auto offsets = value.find("data_offsets");
   if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 || !(*offsets)[0].is_number_unsigned() ||
@@ -223,8 +226,8 @@ SafetensorsHeader parse_header(const std::string& path, int fd, uint64_t file_si
   read_exact(path, fd, length_bytes, 8, 0, "header length");
   uint64_t header_bytes = 0;
   for (int i = 7; i >= 0; --i) header_bytes = (header_bytes << 8) | length_bytes[i];
-  if (header_bytes > kMaxHeaderBytes)
-    throw Error(cat(path, ": header length ", header_bytes, " exceeds the ", kMaxHeaderBytes,
+  if (header_bytes > kSafetensorsMaxHeaderBytes)
+    throw Error(cat(path, ": header length ", header_bytes, " exceeds the ", kSafetensorsMaxHeaderBytes,
                     "-byte limit (corrupt or not a safetensors file)"));
   if (header_bytes > file_size - 8)
     throw Error(cat(path, ": header length ", header_bytes, " runs past the end of the file (", file_size,

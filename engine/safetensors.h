@@ -53,12 +53,20 @@ struct SafetensorsHeader {
   uint64_t data_bytes = 0;                // size of the data section
 };
 
+// Limits of the reader, checked from the header before any tensor memory is allocated: the header's length
+// (the reference implementation's limit) and each tensor's byte size (no tensor of a model this engine
+// trains comes near 8 GiB; a larger claim is a corrupt or hostile header). Together with the rule that the
+// tensors tile the file exactly, no header can make the reader allocate more than the file holds.
+inline constexpr uint64_t kSafetensorsMaxHeaderBytes = 100'000'000;
+inline constexpr uint64_t kSafetensorsMaxTensorBytes = uint64_t(8) << 30;  // 8 GiB
+
 // Reads and validates the header only (no tensor data): the file is at least 8 bytes, the header length
-// is at most 100 MB and inside the file, the header is a JSON object without duplicate keys, every
-// entry has a known dtype, a shape of at most 8 non-negative dimensions and data_offsets [begin, end]
-// whose size equals numel·element size, and the entries tile the data section exactly (no overlap, no
-// hole, no byte past the last tensor, none missing: a truncated file is refused here). Unknown keys
-// inside an entry are ignored, as the reference implementation does.
+// is at most kSafetensorsMaxHeaderBytes and inside the file, the header is a JSON object without
+// duplicate keys, every entry has a known dtype, a shape of at most 8 non-negative dimensions and
+// data_offsets [begin, end] whose size equals numel·element size and is at most
+// kSafetensorsMaxTensorBytes, and the entries tile the data section exactly (no overlap, no hole, no byte
+// past the last tensor, none missing: a truncated file is refused here). Unknown keys inside an entry
+// are ignored, as the reference implementation does.
 // Errors read "<path>: tensor '<name>': <reason>" (or "<path>: <reason>" when no tensor is concerned).
 SafetensorsHeader read_safetensors_header(const std::string& path);
 

@@ -55,6 +55,29 @@ ResNetConfig config_from_header(const SafetensorsHeader& h) {
   }
 }
 
+// A lower bound on the element count of the model `c` describes: its convolution weights (in a compact
+// model only the residual stream's, whose widths extraction keeps, plus one element per listed inner
+// width), the projector and the classifier. In doubles, so that no claim overflows. load_model compares it
+// with the file before building anything: a model config that claims more than the file's tensors could
+// hold would otherwise be allocated in full before the first tensor is compared.
+double min_model_elements(const ResNetConfig& c) {
+  const bool compact = !c.inner_widths.empty();
+  const double stem_kernel = c.stem == Stem::small ? 3 : 7;
+  double n = double(c.base_width) * double(c.in_channels) * stem_kernel * stem_kernel;
+  double in = double(c.base_width);
+  for (int s = 0; s < 4; ++s) {
+    const double planes = double(c.base_width) * double(int64_t(1) << s), out = planes * double(c.expansion());
+    for (int64_t b = 0; b < c.layers[size_t(s)]; ++b) {
+      if (c.block == BlockType::basic) n += compact ? out * 9 : in * planes * 9 + planes * out * 9;
+      else n += compact ? out : in * planes + planes * planes * 9 + planes * out;
+      if (b == 0 && (s > 0 || in != out)) n += in * out;  // the downsample convolution
+      in = out;
+    }
+  }
+  for (const auto& [name, width] : c.inner_widths) n += double(width);
+  return n + double(c.feature_dim) * double(c.feature_channels()) + double(c.num_classes) * double(c.feature_dim);
+}
+
 // First key (by name) whose value differs between the file's config and the model's, as an error.
 void check_same_config(const std::string& path, const ResNetConfig& in_file, const ResNetConfig& expected) {
   nlohmann::json f = in_file.to_json(), e = expected.to_json();
@@ -117,6 +140,10 @@ std::unique_ptr<ResNet> load_model(const std::string& path) {
   DType dtype = DType::f32;
   for (const SafetensorsEntry& e : h.entries)
     if (e.name == "conv1.weight") dtype = e.dtype;
+  const double claimed_bytes = min_model_elements(config) * double(dtype_size(dtype));
+  if (claimed_bytes > double(h.data_bytes))
+    throw Error(cat(path, ": metadata 'model_config' describes a model of at least ", uint64_t(std::min(claimed_bytes, 1e19)),
+                    " bytes, but the file's tensors hold ", h.data_bytes, " bytes (corrupt model config?)"));
   Generator gen(0);  // initial values are overwritten by the load
   std::unique_ptr<ResNet> model;
   try {

@@ -29,8 +29,10 @@ void save_model(const std::string& path, const ResNet& model, const SafetensorsM
 
 // Rebuilds the model from the file's config (with the dtype of the file's tensors, on the CPU) and loads
 // every tensor strictly. Errors name the file: not one of our checkpoints (metadata missing or another
-// format/version), a config ResNetConfig::from_json refuses ("<path>: model.base_width: …"), and every
-// load_model_into refusal.
+// format/version), a config ResNetConfig::from_json refuses ("<path>: model.base_width: …"), a config
+// describing a model larger than the file's tensors ("<path>: metadata 'model_config' describes a model
+// of at least N bytes, but the file's tensors hold M bytes …", checked before anything is allocated), and
+// every load_model_into refusal.
 std::unique_ptr<ResNet> load_model(const std::string& path);
 
 // Loads a checkpoint into an existing model (any device). Refused, with the live model untouched:

@@ -332,9 +332,38 @@ TrainConfig config_from_json(const json& input, const std::string& source) {
       throw Error(cat(source, ": ", err.what()));
     }
   }
-  check_consistency(c);
+  try {
+    check_consistency(c);
+  } catch (const Error& err) {
+    throw Error(cat(source, ": ", err.what()));
+  }
   return c;
 }
+
+namespace {
+
+// A parser callback that refuses nesting deeper than kMaxConfigDepth as soon as the parser reaches it.
+json::parser_callback_t depth_limit(const std::string& source) {
+  return [source](int depth, json::parse_event_t event, json&) {
+    if ((event == json::parse_event_t::object_start || event == json::parse_event_t::array_start) &&
+        depth >= kMaxConfigDepth)
+      throw Error(cat(source, ": nested deeper than the limit of ", kMaxConfigDepth, " levels"));
+    return true;
+  };
+}
+
+// Config values end up in config.json and checkpoint headers, JSON text that must be UTF-8; an argument
+// that is not would otherwise fail far from the command line, in whatever first prints it.
+bool is_utf8(const std::string& text) {
+  try {
+    (void)json(text).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+}  // namespace
 
 TrainConfig parse_config(const std::string& config_file, const std::vector<std::string>& overrides) {
   json merged = json::object();
@@ -343,7 +372,7 @@ TrainConfig parse_config(const std::string& config_file, const std::vector<std::
     if (!in) throw Error(cat(config_file, ": cannot open the config file"));
     json file;
     try {
-      file = json::parse(in);
+      file = json::parse(in, depth_limit(config_file));
     } catch (const json::parse_error& e) {
       throw Error(cat(config_file, ": not valid JSON (", e.what(), ")"));
     }
@@ -353,10 +382,12 @@ TrainConfig parse_config(const std::string& config_file, const std::vector<std::
     flatten(file, "", merged);
   }
   for (const std::string& kv : overrides) {
+    if (!is_utf8(kv))
+      throw Error(cat("argument ", json(kv).dump(-1, ' ', false, json::error_handler_t::replace), ": not valid UTF-8"));
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw Error(cat("argument '", kv, "': expected KEY=VALUE"));
     std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);
-    json value = json::parse(text, nullptr, false);
+    json value = json::parse(text, depth_limit(cat("argument '", key, "'")), false);
     if (value.is_discarded()) value = text;  // a bare word is a string
     merged[key] = value;
   }

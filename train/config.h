@@ -86,9 +86,14 @@ struct TrainConfig {
   nlohmann::json to_json() const;  // flat {"train.lr": 0.1, ...}
 };
 
+// The deepest nesting a config file or a KEY=VALUE value may have: every key is at most "section.key",
+// so anything deeper is a mistake, and refusing it while parsing keeps a hostile file from exhausting
+// memory or the stack.
+inline constexpr int kMaxConfigDepth = 16;
+
 // Defaults ← config file (nested or flat JSON) ← KEY=VALUE overrides (values parsed as JSON when they
-// are valid JSON, else taken as strings). Unknown keys, wrong types and out-of-range values are rejected
-// before any work: scpn::Error naming the key (and the file).
+// are valid JSON, else taken as strings). Unknown keys, wrong types, out-of-range values and nesting
+// deeper than kMaxConfigDepth are rejected before any work: scpn::Error naming the key (and the file).
 TrainConfig parse_config(const std::string& config_file, const std::vector<std::string>& overrides);
 TrainConfig config_from_json(const nlohmann::json& flat_or_nested, const std::string& source);
 

@@ -470,3 +470,19 @@ TEST_CASE("load_into with allow_missing and allow_extra reports what it skipped"
   CHECK(targets.at("backbone.w").to_vector() == std::vector<double>{3, 3});
   CHECK(targets.at("new_head.w").to_vector() == std::vector<double>{9, 9, 9, 9});  // kept its values
 }
+
+TEST_CASE("resource bounds: a header claiming a terabyte tensor is refused before anything is allocated") {
+  TempDir dir;
+  const std::string p = dir.file("huge.safetensors");
+  write_raw(p, R"({"huge":{"dtype":"F32","shape":[1000000,1000000],"data_offsets":[0,4000000000000]}})", 16);
+  const std::string message = p + ": tensor 'huge': shape [1000000, 1000000] of F32 is 4000000000000 bytes, over the "
+                                  "limit of 8589934592 bytes (8 GiB) per tensor";
+  CHECK_THROWS_WITH_AS(read_safetensors_header(p), message.c_str(), Error);
+  CHECK_THROWS_WITH_AS(read_safetensors(p), message.c_str(), Error);
+  // Exactly the limit is a size the reader accepts; this file then fails as truncated instead.
+  write_raw(p, R"({"big":{"dtype":"U8","shape":[8589934592],"data_offsets":[0,8589934592]}})", 16);
+  CHECK_THROWS_WITH_AS(read_safetensors(p),
+                       (p + ": tensor 'big': data_offsets [0, 8589934592] run past the end of the data section (16 bytes): "
+                            "file truncated or offsets corrupt").c_str(),
+                       Error);
+}

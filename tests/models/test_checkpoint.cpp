@@ -422,3 +422,43 @@ TEST_CASE("load_torchvision_resnet refuses what does not fit, leaving the model 
     refused(path, "is an SCPN checkpoint, not a torchvision state dict; use load_model");
   }
 }
+
+TEST_CASE("resource bounds: a model config claiming more than the file holds is refused before the model is built") {
+  TempDir dir;
+  Generator gen(1);
+  ResNet source(tiny_config(), gen);
+  const std::string good = dir.file("good.safetensors");
+  save_model(good, source);
+  SafetensorsFile file = read_safetensors(good);
+  const uint64_t data_bytes = read_safetensors_header(good).data_bytes;
+  auto with_config = [&](const std::string& name, const nlohmann::json& config) {
+    SafetensorsMetadata metadata = file.metadata;
+    metadata["model_config"] = config.dump();
+    const std::string path = dir.file(name);
+    save_safetensors(path, file.tensors, metadata);
+    return path;
+  };
+  nlohmann::json config = tiny_config().to_json();
+  // A billion classes: the classifier alone would be 8 x 10^9 floats.
+  config["num_classes"] = 1000000000;
+  std::string path = with_config("classes.safetensors", config);
+  CHECK_THROWS_WITH_AS(load_model(path),
+                       cat(path, ": metadata 'model_config' describes a model of at least 32000175792 bytes, but the "
+                                 "file's tensors hold ", data_bytes, " bytes (corrupt model config?)").c_str(),
+                       Error);
+  // The widest, deepest custom network the config allows: terabytes of convolution weights.
+  config = tiny_config().to_json();
+  config["arch"] = "custom";
+  config["base_width"] = 1024;
+  config["layers"] = {64, 64, 64, 64};
+  path = with_config("wide.safetensors", config);
+  CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("describes a model of at least"), Error);
+  // A compact model whose inner widths claim more than the file holds.
+  config = tiny_config().to_json();
+  config["granularity"] = "channel";
+  config["inner_widths"] = {{"layer1.0.conv1", 4000000000}};
+  path = with_config("compact.safetensors", config);
+  CHECK_THROWS_WITH_AS(load_model(path), doctest::Contains("describes a model of at least"), Error);
+  // The true config passes the bound: the model loads bit-exact.
+  CHECK(load_model(good)->config().num_classes == 5);
+}

@@ -57,12 +57,12 @@ TEST_CASE("bad configs are rejected naming the key") {
   std::string unknown = write_temp("unknown.json", R"({"train": {"lr": 0.1, "epoch": 3}})");
   std::string expected = unknown + ": unknown key 'train.epoch' (docs/config.md lists every key)";
   CHECK_THROWS_WITH_AS(parse_config(unknown, {}), expected.c_str(), Error);
-  CHECK_THROWS_WITH_AS(parse_config("", {"device=tpu"}), "device: 'tpu' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
+  CHECK_THROWS_WITH_AS(parse_config("", {"device=tpu"}), "command line: device: 'tpu' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
                        Error);
-  CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:"}), "device: 'cuda:' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
+  CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:"}), "command line: device: 'cuda:' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)",
                        Error);
   CHECK_THROWS_WITH_AS(parse_config("", {"device=cuda:-1"}),
-                       "device: 'cuda:-1' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)", Error);
+                       "command line: device: 'cuda:-1' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)", Error);
   // The form only: a device of another machine is checked where the run starts.
   CHECK(parse_config("", {"device=cuda:7"}).device == "cuda:7");
 }
@@ -114,4 +114,48 @@ TEST_CASE("every recipe in configs/ is valid, and configs/default.json is the em
   }
   CHECK(count == 4);
   CHECK(parse_config("configs/default.json", {}).to_json() == TrainConfig().to_json());
+}
+
+TEST_CASE("resource bounds: config files and values nested deeper than kMaxConfigDepth are refused while parsing") {
+  auto nested = [](int levels, const std::string& open, const std::string& close) {
+    std::string text;
+    for (int i = 0; i < levels; ++i) text += open;
+    text += "1";
+    for (int i = 0; i < levels; ++i) text += close;
+    return text;
+  };
+  // Sixteen levels pass the limit (and fail as the unknown key they are); seventeen do not.
+  std::string deep_key = "a";
+  for (int i = 1; i < kMaxConfigDepth; ++i) deep_key += ".a";
+  std::string ok = write_temp("depth16.json", nested(kMaxConfigDepth, "{\"a\": ", "}"));
+  CHECK_THROWS_WITH_AS(parse_config(ok, {}), (ok + ": unknown key '" + deep_key + "' (docs/config.md lists every key)").c_str(),
+                       Error);
+  std::string deep = write_temp("depth17.json", nested(kMaxConfigDepth + 1, "{\"a\": ", "}"));
+  CHECK_THROWS_WITH_AS(parse_config(deep, {}), (deep + ": nested deeper than the limit of 16 levels").c_str(), Error);
+  // A hundred thousand levels: refused at the seventeenth, without recursing through the rest.
+  std::string hostile = write_temp("depth100k.json", nested(100000, "{\"a\": ", "}"));
+  CHECK_THROWS_WITH_AS(parse_config(hostile, {}), (hostile + ": nested deeper than the limit of 16 levels").c_str(), Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.capacities=" + nested(100000, "[", "]")}),
+                       "argument 'train.capacities': nested deeper than the limit of 16 levels", Error);
+}
+
+TEST_CASE("fuzz regression: an argument that is not UTF-8 is refused naming it, not by the JSON printer") {
+  // Found by tools/fuzz/fuzz_config: the bare word became a string value, and the first message that
+  // printed it threw the JSON library's own exception instead of ours.
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.steps=\"r\xd2\x9b\x9e\x93"}),
+                       "argument \"train.steps=\\\"r\xd2\x9b\xef\xbf\xbd\xef\xbf\xbd\": not valid UTF-8", Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"output.dir=runs/\xff"}), "argument \"output.dir=runs/\xef\xbf\xbd\": not valid UTF-8",
+                       Error);
+}
+
+TEST_CASE("fuzz regression: a refusal of the keys' consistency names the file or the command line") {
+  // Found by tools/fuzz/fuzz_config: the checks across keys (milestones, recall_k, device, mode) ran after
+  // the per-key ones and their messages did not say where the value came from.
+  std::string file = write_temp("recall.json", R"({"eval": {"recall_k": [1, 0]}})");
+  CHECK_THROWS_WITH_AS(parse_config(file, {}), (file + ": eval.recall_k: 0 must be >= 1").c_str(), Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.milestones=[5,3]"}),
+                       "command line: train.milestones: must be strictly increasing", Error);
+  file = write_temp("device.json", R"({"device": "tpu"})");
+  CHECK_THROWS_WITH_AS(parse_config(file, {}),
+                       (file + ": device: 'tpu' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)").c_str(), Error);
 }

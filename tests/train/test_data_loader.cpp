@@ -388,3 +388,31 @@ TEST_CASE("loader: bad options and calls are refused with messages") {
   CHECK_THROWS_WITH_AS(loader.start_epoch(0, 4), "loader: batch 4 is outside the epoch's 3 batches", Error);
   CHECK_THROWS_WITH_AS(loader.start_epoch(-1), "loader: epoch must be >= 0, got -1", Error);
 }
+
+TEST_CASE("resource bounds: a list of two million missing files stops at max_skipped, not after probing them all") {
+  TempDir dir("loader_missing");
+  std::string list;
+  list.reserve(2'000'000 * 16);
+  for (int i = 0; i < 2'000'000; ++i) list += cat("m/", i, ".png ", i % 10, "\n");
+  test::write_text(dir.file("list.txt"), list);
+  auto ds = std::make_shared<ImageFileDataset>(list_file_dataset(dir.file("list.txt"), dir.str(), {.channels = 1}));
+  REQUIRE(ds->size() == 2'000'000);
+  LoaderOptions o = options_4x4(2, 1);
+  o.shuffle = false;
+  const std::string first = "image " + dir.str() + "/m/0.png: cannot open: No such file or directory";
+  SUBCASE("fail: the first missing file ends the epoch") {
+    Loader loader(ds, Pipeline{}, o);
+    loader.start_epoch(0);
+    CHECK_THROWS_WITH_AS(loader.next(), first.c_str(), SampleError);
+  }
+  SUBCASE("skip: the limit is named once it is exceeded") {
+    o.bad_images = BadImagePolicy::skip;
+    o.max_skipped = 100;
+    Loader loader(ds, Pipeline{}, o);
+    loader.start_epoch(0);
+    CHECK_THROWS_WITH_AS(loader.next(),
+                         ("loader: more than max_skipped = 100 bad images in epoch 0 (101 skipped by batch 0); the last: "
+                          "image " + dir.str() + "/m/100.png: cannot open: No such file or directory").c_str(),
+                         Error);
+  }
+}

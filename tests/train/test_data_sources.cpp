@@ -402,3 +402,114 @@ TEST_CASE("class split and class subsets: a fixed, class-disjoint split; views r
   CHECK_THROWS_WITH_AS(ClassSubset(source, {0, 0}), "ClassSubset: class 0 listed twice", Error);
   CHECK_THROWS_WITH_AS(ClassSubset(source, {3}), "ClassSubset: class 3 out of range [0, 3)", Error);
 }
+
+// ---- resource bounds: what a header or a file claims is refused before it is allocated -----------------
+
+namespace {
+
+// A PNG of just the signature and an IHDR chunk claiming width x height (stb checks no CRC).
+std::vector<unsigned char> png_header_claiming(uint32_t width, uint32_t height) {
+  std::vector<unsigned char> b = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+  for (uint32_t v : {width, height})
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<unsigned char>(v >> s));
+  b.insert(b.end(), {8, 2, 0, 0, 0, 0, 0, 0, 0});  // 8-bit RGB, then a CRC stb ignores
+  return b;
+}
+
+// A file of `bytes` bytes that starts with `head` and occupies no disk (a hole after the head).
+void write_sparse(const std::string& path, const std::vector<unsigned char>& head, uintmax_t bytes) {
+  test::write_bytes(path, head);
+  fs::resize_file(path, bytes);
+}
+
+}  // namespace
+
+TEST_CASE("resource bounds: image headers claiming huge dimensions and oversized files are refused unread") {
+  TempDir dir("decode_bounds");
+  auto refused = [&](const std::string& name, const std::string& reason) {
+    const std::string path = dir.file(name);
+    CHECK_THROWS_WITH_AS(decode_image_file(path, {}), ("image " + path + ": " + reason).c_str(), SampleError);
+  };
+  test::write_bytes(dir.file("huge.png"), png_header_claiming(100000, 100000));
+  refused("huge.png", "100000x100000 exceeds the dimension cap 8192");
+  test::write_bytes(dir.file("widest.png"), png_header_claiming(4294967295u, 1));
+  refused("widest.png", "4294967295x1 exceeds the dimension cap 8192");
+  // A real JPEG whose SOF0 frame header is rewritten to claim 65535 x 65535.
+  std::vector<unsigned char> px(8 * 8 * 3, 90);
+  test::write_jpeg(dir.file("ok.jpg"), 8, 8, 3, px, 90);
+  std::vector<unsigned char> jpg = test::read_bytes(dir.file("ok.jpg"));
+  const unsigned char sof_marker[] = {0xFF, 0xC0};
+  auto sof = std::search(jpg.begin(), jpg.end(), std::begin(sof_marker), std::end(sof_marker));
+  REQUIRE(sof != jpg.end());
+  std::fill(sof + 5, sof + 9, 0xFF);  // marker, length (2), precision, then height and width
+  test::write_bytes(dir.file("huge.jpg"), jpg);
+  refused("huge.jpg", "65535x65535 exceeds the dimension cap 8192");
+  write_sparse(dir.file("big.png"), png_header_claiming(8, 8), uintmax_t(kMaxImageFileBytes) + 1);
+  refused("big.png", "file is 268435457 bytes, over the limit of 268435456 bytes (256 MiB) for an image file");
+}
+
+TEST_CASE("resource bounds: IDX headers claiming huge counts or sizes are refused before the pixels are allocated") {
+  TempDir dir("idx_bounds");
+  const std::string images = dir.file("images.gz"), labels = dir.file("labels.gz");
+  auto refused = [&](const std::string& message) {
+    CHECK_THROWS_WITH_AS(IdxDataset(images, labels), ("IDX file " + images + ": " + message).c_str(), Error);
+  };
+  test::write_idx(images, 3, {4294967295u, 28, 28}, {1, 2, 3});
+  test::write_idx(labels, 1, {4294967295u}, {0});
+  refused("4294967295 images of 28x28 are 3367254359280 bytes, over the limit of 8589934592 bytes (8 GiB)");
+  test::write_idx(images, 3, {1, 20000, 2}, {1, 2, 3});
+  test::write_idx(labels, 1, {1}, {0});
+  refused("image size 20000x2 exceeds the limit of 16384 pixels per side");
+  // Under the limit but far more than the file holds: read in chunks, it fails as truncated having
+  // allocated one chunk, not the 7.84 GB claimed.
+  test::write_idx(images, 3, {10000000, 28, 28}, {1, 2, 3, 4, 5, 6});
+  test::write_idx(labels, 1, {10000000}, {0});
+  refused("truncated: expected 7840000000 bytes of pixels, got 6");
+}
+
+TEST_CASE("resource bounds: list files over the size or line limit are refused before their lines are split") {
+  TempDir dir("list_bounds");
+  const std::string root = dir.str();
+  write_sparse(dir.file("huge.txt"), {'a', ' ', '0', '\n'}, uintmax_t(kMaxListFileBytes) + 1);
+  CHECK_THROWS_WITH_AS(list_file_dataset(dir.file("huge.txt"), root),
+                       ("list file " + dir.file("huge.txt") +
+                        ": file is 2147483649 bytes, over the limit of 2147483648 bytes (2 GiB)").c_str(), Error);
+  write_sparse(dir.file("huge.csv"), {'i', 'd', '\n'}, uintmax_t(kMaxListFileBytes) + 1);
+  CHECK_THROWS_WITH_AS(gldv2_dataset(dir.file("huge.csv"), root),
+                       ("GLDv2 csv " + dir.file("huge.csv") +
+                        ": file is 2147483649 bytes, over the limit of 2147483648 bytes (2 GiB)").c_str(), Error);
+  test::write_text(dir.file("lines.txt"), std::string(size_t(kMaxListLines) + 1, '\n'));
+  CHECK_THROWS_WITH_AS(inshop_dataset(dir.file("lines.txt"), root, InShopSplit::train),
+                       ("In-shop partition " + dir.file("lines.txt") + ": 10000001 lines, over the limit of 10000000").c_str(),
+                       Error);
+}
+
+TEST_CASE("fuzz regression: a decoder reason quoting file bytes stays one printable line") {
+  // Found by tools/fuzz/fuzz_decode: stb names an unknown critical PNG chunk by its four type bytes, so a
+  // file could put a line break (or any byte) into the message.
+  TempDir dir("decode_chunk");
+  std::vector<unsigned char> png = png_header_claiming(8, 8);
+  png.insert(png.end(), {0, 0, 0, 0, 'X', '\n', 0x9e, 'Z', 0, 0, 0, 0});  // empty chunk "X\n\x9eZ", CRC
+  test::write_bytes(dir.file("chunk.png"), png);
+  const std::string path = dir.file("chunk.png");
+  CHECK_THROWS_WITH_AS(decode_image_file(path, {}), ("image " + path + ": cannot decode: X??Z PNG chunk not known").c_str(),
+                       SampleError);
+}
+
+TEST_CASE("fuzz regression: a JPEG Huffman table with more than 256 codes is refused before stb reads it") {
+  // Found by tools/fuzz/fuzz_decode (UBSan: index 257 out of bounds in stb's Huffman table builder):
+  // stb_image 2.27 sums a DHT segment's sixteen code counts without a bound and writes past its arrays.
+  TempDir dir("decode_dht");
+  std::vector<unsigned char> px(8 * 8 * 3, 90);
+  test::write_jpeg(dir.file("ok.jpg"), 8, 8, 3, px, 90);
+  std::vector<unsigned char> jpg = test::read_bytes(dir.file("ok.jpg"));
+  const unsigned char dht_marker[] = {0xFF, 0xC4};
+  auto dht = std::search(jpg.begin(), jpg.end(), std::begin(dht_marker), std::end(dht_marker));
+  REQUIRE(dht != jpg.end());
+  std::fill(dht + 5, dht + 21, 0xFF);  // marker, length (2), class/id, then the 16 counts: 16 x 255 codes
+  const std::string path = dir.file("dht.jpg");
+  test::write_bytes(path, jpg);
+  CHECK_THROWS_WITH_AS(decode_image_file(path, {}),
+                       ("image " + path + ": cannot decode: Huffman table with 4080 codes (a JPEG table holds at most 256)").c_str(),
+                       SampleError);
+}

@@ -47,6 +47,21 @@ class IdxReader {
     return dims;
   }
 
+  // Reads `bytes` bytes into `out`, growing it a chunk at a time: memory follows the data actually
+  // present, never the length a (possibly corrupt) header claims.
+  void read_growing(std::vector<uint8_t>& out, size_t bytes, const char* what) {
+    constexpr size_t kChunk = size_t(64) << 20;
+    out.clear();
+    while (out.size() < bytes) {
+      size_t done = out.size(), chunk = std::min(bytes - done, kChunk);
+      out.resize(done + chunk);
+      int got = gzread(file_.get(), out.data() + done, unsigned(chunk));
+      if (got < 0) fail(cat("cannot read ", what, ": ", zlib_error()));
+      out.resize(done + size_t(got));
+      if (got == 0) fail(cat("truncated: expected ", bytes, " bytes of ", what, ", got ", out.size()));
+    }
+  }
+
   void read_exact(void* dst, size_t bytes, const char* what) {
     auto* out = static_cast<unsigned char*>(dst);
     size_t done = 0;
@@ -109,13 +124,20 @@ IdxDataset::IdxDataset(const std::string& images_path, const std::string& labels
                     " has ", ldims[0], " labels"));
   if (idims[0] == 0) images.fail("contains no images");
 
+  if (idims[1] > kMaxIdxImageSide || idims[2] > kMaxIdxImageSide)
+    images.fail(cat("image size ", idims[1], "x", idims[2], " exceeds the limit of ", kMaxIdxImageSide,
+                    " pixels per side"));
+
   rows_ = idims[1];
   cols_ = idims[2];
   count_ = options.limit < 0 ? idims[0] : std::min(options.limit, idims[0]);
-  pixels_.resize(size_t(count_ * rows_ * cols_));
-  labels_.resize(size_t(count_));
-  images.read_exact(pixels_.data(), pixels_.size(), "pixels");
-  labels.read_exact(labels_.data(), labels_.size(), "labels");
+  // count < 2^32 and sides <= 2^14: the product fits in 64 bits.
+  const int64_t pixel_bytes = count_ * rows_ * cols_;
+  if (pixel_bytes > kMaxIdxPixelBytes)
+    images.fail(cat(count_, " images of ", rows_, "x", cols_, " are ", pixel_bytes, " bytes, over the limit of ",
+                    kMaxIdxPixelBytes, " bytes (", kMaxIdxPixelBytes >> 30, " GiB)"));
+  images.read_growing(pixels_, size_t(pixel_bytes), "pixels");
+  labels.read_growing(labels_, size_t(count_), "labels");
   // Only a full read can prove the lengths match the header; a limited read stops early by design.
   if (count_ == idims[0]) {
     if (!images.at_end()) images.fail(cat("has bytes after the ", count_, " images its header declares"));

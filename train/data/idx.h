@@ -10,6 +10,12 @@
 
 namespace scpn::data {
 
+// Limits on what an IDX header may claim, checked from the header before any pixel memory is allocated
+// (Fashion-MNIST's training set is 47 MB of pixels, 28 x 28 each). The pixels themselves are read in
+// chunks, so a header that claims more than the file holds fails as truncated before it is allocated.
+inline constexpr int64_t kMaxIdxImageSide = 16384;              // rows and columns of one image
+inline constexpr int64_t kMaxIdxPixelBytes = int64_t(8) << 30;  // all images read: 8 GiB
+
 struct IdxOptions {
   int64_t limit = -1;       // read only the first `limit` samples (-1: all of them)
   int channels = 1;         // 1, or 3 to replicate the grey channel for RGB models
@@ -18,8 +24,9 @@ struct IdxOptions {
 
 class IdxDataset : public Dataset {
  public:
-  // Throws scpn::Error naming the file and the reason (missing, bad magic, bad dimensions, truncated,
-  // trailing bytes, image and label counts that differ, a label out of range, bad options).
+  // Throws scpn::Error naming the file and the reason (missing, bad magic, bad dimensions, an image side
+  // over kMaxIdxImageSide, pixels over kMaxIdxPixelBytes, truncated, trailing bytes, image and label
+  // counts that differ, a label out of range, bad options).
   IdxDataset(const std::string& images_path, const std::string& labels_path, IdxOptions options = {});
 
   // The standard file names in a folder: {train,t10k}-{images-idx3,labels-idx1}-ubyte.gz.

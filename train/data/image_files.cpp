@@ -71,18 +71,39 @@ bool parse_nonnegative(const std::string& s, int64_t& value) {
   return ec == std::errc() && end == s.data() + s.size() && value >= 0;
 }
 
-// Lines of a text file without their line ends ("\n" or "\r\n"). `what` names the file in errors.
+// Lines of a text file without their line ends ("\n" or "\r\n"). `what` names the file in errors. The
+// file's size and line count are checked against kMaxListFileBytes and kMaxListLines first.
 std::vector<std::string> read_lines(const std::string& path, const std::string& what) {
+  auto refuse = [&](const auto&... reason) { return Error(cat(what, " ", path, ": ", reason...)); };
   errno = 0;
-  std::ifstream in(path);
-  if (!in) throw Error(cat(what, " ", path, ": cannot open: ", errno ? std::strerror(errno) : "unknown reason"));
-  std::vector<std::string> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw refuse("cannot open: ", errno ? std::strerror(errno) : "unknown reason");
+  std::error_code ec;
+  const uintmax_t size = fs::file_size(path, ec);
+  if (!ec && size > uintmax_t(kMaxListFileBytes))
+    throw refuse("file is ", size, " bytes, over the limit of ", kMaxListFileBytes, " bytes (",
+                 kMaxListFileBytes >> 30, " GiB)");
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    if (int64_t(text.size()) + in.gcount() > kMaxListFileBytes)
+      throw refuse("more than the limit of ", kMaxListFileBytes, " bytes (", kMaxListFileBytes >> 30, " GiB)");
+    text.append(chunk, size_t(in.gcount()));
   }
-  if (in.bad()) throw Error(cat(what, " ", path, ": read error"));
+  if (in.bad()) throw refuse("read error");
+  const int64_t newlines = std::count(text.begin(), text.end(), '\n');
+  const int64_t line_count = newlines + (!text.empty() && text.back() != '\n' ? 1 : 0);
+  if (line_count > kMaxListLines) throw refuse(line_count, " lines, over the limit of ", kMaxListLines);
+  std::vector<std::string> lines;
+  lines.reserve(size_t(line_count));
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    size_t stop = end > start && text[end - 1] == '\r' ? end - 1 : end;
+    lines.emplace_back(text, start, stop - start);
+    start = end + 1;
+  }
   return lines;
 }
 

@@ -10,6 +10,12 @@
 
 namespace scpn::data {
 
+// Limits on the list and csv files below, checked before their contents become entries: the size from
+// the file system before anything is read, the line count on the bytes read, before any line is split.
+// GLDv2's train.csv (4.1 million lines, about 0.5 GB) stays well inside both.
+inline constexpr int64_t kMaxListFileBytes = int64_t(2) << 30;  // 2 GiB
+inline constexpr int64_t kMaxListLines = 10'000'000;
+
 struct ImageFile {
   std::string path;
   int64_t label = 0;
