@@ -32,7 +32,8 @@ Tensor extract_features(const ResNet& model, const Tensor& images, const Forward
                "extract_features: the model has no BatchNorm statistics for capacity ", capacity_key(ctx.capacity),
                " (it has: ", bn_capacities_str(model), "); use bn_stats=parent or re-estimate them");
 
-  const Tensor& first = model.named_parameters().front().second;
+  // A copy, not a reference: named_parameters() returns a temporary list.
+  const Tensor first = model.named_parameters().front().second;
   const DType dtype = first.dtype();
   const Device device = first.device();
   const int64_t n = images.size(0);
