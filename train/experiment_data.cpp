@@ -90,13 +90,15 @@ ExperimentData::ExperimentData(const TrainConfig& cfg) : config(cfg) {
     train_transforms.add(data::normalize(mean, stddev));
     test_transforms.add(data::normalize(mean, stddev));
   }
-  SCPN_CHECK(train_set->size() >= cfg.batch_size, "data: the training set has ", train_set->size(),
+  // These name data.root: a list file that parsed but left too few images is the file to look at.
+  const std::string where = "data.root " + cfg.data_root;
+  SCPN_CHECK(train_set->size() >= cfg.batch_size, where, ": the training set has ", train_set->size(),
              " images, fewer than train.batch_size = ", cfg.batch_size);
   if (gallery_set) {
-    SCPN_CHECK(test_set->size() >= 1, "data: the query split has no image");
-    SCPN_CHECK(gallery_set->size() >= 1, "data: the gallery split has no image");
+    SCPN_CHECK(test_set->size() >= 1, where, ": the query split has no image");
+    SCPN_CHECK(gallery_set->size() >= 1, where, ": the gallery split has no image");
   } else {
-    SCPN_CHECK(test_set->size() >= 2, "data: the test set has ", test_set->size(), " images; retrieval needs at least 2");
+    SCPN_CHECK(test_set->size() >= 2, where, ": the test set has ", test_set->size(), " images; retrieval needs at least 2");
   }
 }
 data::LoaderOptions ExperimentData::loader_options(bool shuffle, bool drop_last) const {

@@ -107,7 +107,8 @@ TEST_CASE("missing data and impossible settings are rejected before training") {
                        expected.c_str(), Error);
   if (fs::exists(std::string(kFashion) + "/train-images-idx3-ubyte.gz")) {
     CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad", {"data.train_limit=8"}), TrainerOptions{.quiet = true}),
-                         "data: the training set has 8 images, fewer than train.batch_size = 16", Error);
+                         cat("data.root ", kFashion, ": the training set has 8 images, fewer than train.batch_size = 16").c_str(),
+                         Error);
     TrainerOptions resume{.resume = true, .quiet = true};
     fs::remove_all("/tmp/scpn_bad_resume");
     CHECK_THROWS_WITH_AS(Trainer(tiny("/tmp/scpn_bad_resume"), resume),
