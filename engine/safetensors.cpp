@@ -249,6 +249,8 @@ SafetensorsHeader parse_header(const std::string& path, int fd, uint64_t file_si
     json = Json::parse(text, note_duplicates);
   } catch (const Json::parse_error& e) {
     throw Error(cat(path, ": header is not valid JSON (parse error at header offset ", e.byte > 0 ? e.byte - 1 : 0, ")"));
+  } catch (const Json::out_of_range&) {  // a number too large for any JSON number type
+    throw Error(cat(path, ": header is not valid JSON (a number is out of range)"));
   }
   if (!json.is_object()) throw Error(cat(path, ": header is not a JSON object"));
   if (!duplicate.empty()) throw Error(cat(path, ": '", duplicate, "' appears twice in the header"));

@@ -45,7 +45,7 @@ ResNetConfig config_from_header(const SafetensorsHeader& h) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(config->second);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {  // parse_error, or out_of_range for a number like 1e999
     throw Error(cat(h.path, ": metadata 'model_config' is not valid JSON"));
   }
   try {

@@ -373,7 +373,7 @@ TrainConfig parse_config(const std::string& config_file, const std::vector<std::
     json file;
     try {
       file = json::parse(in, depth_limit(config_file));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1e999
       throw Error(cat(config_file, ": not valid JSON (", e.what(), ")"));
     }
     if (!file.is_object()) throw Error(cat(config_file, ": the config must be a JSON object"));

@@ -486,3 +486,12 @@ TEST_CASE("resource bounds: a header claiming a terabyte tensor is refused befor
                             "file truncated or offsets corrupt").c_str(),
                        Error);
 }
+
+TEST_CASE("corpus regression: a header number too large for JSON is refused naming the file") {
+  // Found by mutating safetensors files through extract_features: the JSON library reports a number
+  // like 1e3089408 as out of range, not as a parse error, and that exception named no file.
+  TempDir dir;
+  const std::string p = dir.file("overflow.safetensors");
+  write_raw(p, R"({"a":{"dtype":"F32","shape":[1e3089408],"data_offsets":[0,4]}})", 4);
+  CHECK_THROWS_WITH_AS(read_safetensors(p), (p + ": header is not valid JSON (a number is out of range)").c_str(), Error);
+}

@@ -291,6 +291,9 @@ TEST_CASE("bad checkpoints are refused with their exact message and the live mod
     refused(with_state("unknown.safetensors", named_state(source), m), "model.depth: unknown key");
     m["model_config"] = "{\"arch\": \"resnet18\",";
     refused(with_state("notjson.safetensors", named_state(source), m), "metadata 'model_config' is not valid JSON");
+    // Corpus regression: a number too large for JSON is out_of_range, not a parse error, to the library.
+    m["model_config"] = "{\"arch\": \"resnet18\", \"base_width\": 1e999}";
+    refused(with_state("overflow.safetensors", named_state(source), m), "metadata 'model_config' is not valid JSON");
   }
   SUBCASE("no file") {
     refused(dir.file("absent.safetensors"), "cannot open: No such file or directory");

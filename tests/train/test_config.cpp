@@ -159,3 +159,11 @@ TEST_CASE("fuzz regression: a refusal of the keys' consistency names the file or
   CHECK_THROWS_WITH_AS(parse_config(file, {}),
                        (file + ": device: 'tpu' is not a device (expected auto, cpu or cuda:N, e.g. cuda:0)").c_str(), Error);
 }
+
+TEST_CASE("corpus regression: a config number too large for JSON is refused naming the file") {
+  // Found with the mutated safetensors headers: the JSON library reports 1e999 as out of range, not as a
+  // parse error, and that exception named no file.
+  std::string file = write_temp("huge_number.json", R"({"train": {"lr": 1e999}})");
+  CHECK_THROWS_WITH_AS(parse_config(file, {}), doctest::Contains((file + ": not valid JSON ([json.exception.out_of_range.406]").c_str()),
+                       Error);
+}
