@@ -513,3 +513,23 @@ TEST_CASE("fuzz regression: a JPEG Huffman table with more than 256 codes is ref
                        ("image " + path + ": cannot decode: Huffman table with 4080 codes (a JPEG table holds at most 256)").c_str(),
                        SampleError);
 }
+
+TEST_CASE("corpus regression: file text quoted in a list or csv message has its control characters replaced") {
+  // Found by mutating In-shop partitions through eval: a vertical tab inside a line was quoted as it was,
+  // and a terminal shows it as a line break.
+  TempDir dir("list_control");
+  const std::string root = dir.str();
+  test::write_text(dir.file("partition.txt"),
+                   "2\nimage_name item_id evaluation_status\na.jpg id_1 train\vb.jpg id_1 train\nc.jpg id_2 query\n");
+  CHECK_THROWS_WITH_AS(inshop_dataset(dir.file("partition.txt"), root, InShopSplit::train),
+                       ("In-shop partition " + dir.file("partition.txt") +
+                        ":3: expected '<image> <item id> <train|query|gallery>', got 'a.jpg id_1 train?b.jpg id_1 train'").c_str(),
+                       Error);
+  test::write_text(dir.file("list.txt"), "a.png 1\x1b[2J\n");
+  CHECK_THROWS_WITH_AS(list_file_dataset(dir.file("list.txt"), root),
+                       ("list file " + dir.file("list.txt") + ":1: label '1?[2J' is not a non-negative integer").c_str(), Error);
+  test::write_text(dir.file("train.csv"), "id,landmark_id\nab\x07" "c,3\n");
+  CHECK_THROWS_WITH_AS(gldv2_dataset(dir.file("train.csv"), root),
+                       ("GLDv2 csv " + dir.file("train.csv") + ":2: image id 'ab?c' is not at least 3 letters or digits").c_str(),
+                       Error);
+}

@@ -122,6 +122,8 @@ def classify(proc_rc, stderr, timed_out, names):
         return "crashed"
     if proc_rc == 0:
         return "accepted"
+    # Lines as a terminal or a log shows them: split at '\n' (and '\r', '\v', '\f', which move the cursor
+    # to another line as well), so a control character inside a message counts against it.
     lines = [l for l in stderr.splitlines() if l.strip()]
     if len(lines) == 1 and any(n in lines[0] for n in names):
         return "rejected"

@@ -118,6 +118,15 @@ bool has_image_extension(const fs::path& p) {
   return ext == ".jpg" || ext == ".jpeg" || ext == ".png";
 }
 
+// File text quoted in a message: control characters (a vertical tab, an escape sequence) become '?', so
+// the message stays one line on a terminal however the file is damaged.
+std::string printable(const std::string& text) {
+  std::string out = text;
+  for (char& c : out)
+    if ((unsigned char)c < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
 // Splits one CSV record: fields separated by commas, optionally in double quotes ("" is a quote).
 std::vector<std::string> split_csv(const std::string& line) {
   std::vector<std::string> fields(1);
@@ -190,11 +199,11 @@ ImageFileDataset list_file_dataset(const std::string& list_path, const std::stri
     if (line.empty()) continue;
     size_t split = line.find_last_of(" \t");
     if (split == std::string::npos)
-      throw Error(cat(what, ":", n + 1, ": expected '<path> <label>', got '", line, "'"));
+      throw Error(cat(what, ":", n + 1, ": expected '<path> <label>', got '", printable(line), "'"));
     std::string label_text = line.substr(split + 1);
     int64_t label = 0;
     if (!parse_nonnegative(label_text, label))
-      throw Error(cat(what, ":", n + 1, ": label '", label_text, "' is not a non-negative integer"));
+      throw Error(cat(what, ":", n + 1, ": label '", printable(label_text), "' is not a non-negative integer"));
     files.push_back({join(root, trim(line.substr(0, split))), label});
     max_label = std::max(max_label, label);
   }
@@ -229,12 +238,12 @@ ImageFileDataset inshop_dataset(const std::string& partition_path, const std::st
     if (f.empty()) continue;
     if (f.size() != 3)
       throw Error(cat(what, ":", n + 1, ": expected '<image> <item id> <train|query|gallery>', got '",
-                      trim(lines[n]), "'"));
+                      printable(trim(lines[n])), "'"));
     InShopSplit s;
     if (f[2] == "train") s = InShopSplit::train;
     else if (f[2] == "query") s = InShopSplit::query;
     else if (f[2] == "gallery") s = InShopSplit::gallery;
-    else throw Error(cat(what, ":", n + 1, ": unknown evaluation_status '", f[2], "'"));
+    else throw Error(cat(what, ":", n + 1, ": unknown evaluation_status '", printable(f[2]), "'"));
     entries.push_back({f[0], f[1], s});
   }
   SCPN_CHECK(int64_t(entries.size()) == declared, what, ": the first line declares ", declared,
@@ -281,10 +290,10 @@ ImageFileDataset gldv2_dataset(const std::string& csv_path, const std::string& r
       throw Error(cat(what, ":", n + 1, ": ", f.size(), " fields, the header has ", header.size()));
     const std::string& id = f[id_col];
     bool id_ok = id.size() >= 3 && std::all_of(id.begin(), id.end(), [](unsigned char c) { return std::isalnum(c); });
-    if (!id_ok) throw Error(cat(what, ":", n + 1, ": image id '", id, "' is not at least 3 letters or digits"));
+    if (!id_ok) throw Error(cat(what, ":", n + 1, ": image id '", printable(id), "' is not at least 3 letters or digits"));
     int64_t landmark = 0;
     if (!parse_nonnegative(f[landmark_col], landmark))
-      throw Error(cat(what, ":", n + 1, ": landmark_id '", f[landmark_col], "' is not a non-negative integer"));
+      throw Error(cat(what, ":", n + 1, ": landmark_id '", printable(f[landmark_col]), "' is not a non-negative integer"));
     rows.emplace_back(id, landmark);
   }
   SCPN_CHECK(!rows.empty(), what, ": no images");
