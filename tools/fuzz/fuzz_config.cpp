@@ -28,6 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const Error& e) {
     if (overrides.empty()) fuzz::require_clear_refusal(e, {config});
     else fuzz::require_clear_refusal(e, {config, "command line", "argument "});
+    ++fuzz::tally().rejected;
   }
   return 0;
 }

@@ -19,6 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const data::SampleError& e) {
     if (e.path != path || e.reason.empty()) fuzz::ScratchDir::die(cat("SampleError without path or reason: ", e.what()));
     fuzz::require_clear_refusal(e, {path});
+    ++fuzz::tally().rejected;
   }
   return 0;
 }

@@ -13,6 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ++fuzz::tally().accepted;
   } catch (const Error& e) {
     fuzz::require_clear_refusal(e, {list});
+    ++fuzz::tally().rejected;
   }
   return 0;
 }

@@ -30,10 +30,11 @@ def main(path):
     for check in checks:
         for row in check.get("rows") or [check]:
             r = dict(row)
-            if "passed" not in r and "rejected" in r:
-                r["passed"] = r.get("accepted", 0) + r["rejected"]
+            # A row of inputs: every input tried that did not fail passed (accepted, or rejected clearly).
             if "failed" not in r and "rejected" in r:
                 r["failed"] = r.get("crashed", 0) + r.get("hung", 0) + r.get("unclear", 0)
+            if "passed" not in r and "rejected" in r:
+                r["passed"] = r["tried"] - r["failed"]
             rows.append(r)
     width = max([len(r["kind"]) for r in rows] + [len("kind")])
     header = f"{'kind':<{width}}" + "".join(f"{c:>10}" for c in COLUMNS)
