@@ -248,7 +248,8 @@ TEST_CASE("a rank killed mid-run ends the job within seconds, and rank 0's error
   CAPTURE(log0);
   CAPTURE(log1);
   CHECK(log0.find("train_scpn: error: rank 2 (host ") != std::string::npos);
-  CHECK(log0.find("closed its connection during all_reduce 'step ") != std::string::npos);
+  CHECK(log0.find(") closed its connection during ") != std::string::npos);  // whichever collective was running
+  CHECK(log0.find("(its process ended?)") != std::string::npos);
   CHECK(log1.find("train_scpn: error: rank 2 (host ") != std::string::npos);
 }
 
