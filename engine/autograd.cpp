@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "engine/dispatch.h"
+#include "engine/non_finite.h"
 
 namespace scpn {
 
@@ -49,6 +50,7 @@ Tensor record(const std::shared_ptr<Node>& node, const Tensor& output, std::init
   }
   output.impl()->grad_fn = node;
   output.impl()->requires_grad = true;
+  if (check_op_outputs()) check_forward_output(node->name(), output);
   return output;
 }
 
@@ -130,6 +132,7 @@ void backward(const Tensor& output, const Tensor& grad_output, const BackwardOpt
                       "' a second time, but its saved tensors were freed after the first backward; "
                       "pass retain_graph=true to the first call"));
     std::vector<Tensor> grads = node->backward(g);
+    if (check_op_outputs()) check_backward_outputs(node->name(), grads);
     if (!opt.retain_graph) {
       node->release_saved();
       node->saved_released = true;

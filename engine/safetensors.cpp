@@ -301,7 +301,8 @@ const char* safetensors_dtype_name(DType dtype) {
 // ---- writing -------------------------------------------------------------------------------------------
 
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const SafetensorsMetadata& metadata) {
+                      const SafetensorsMetadata& metadata,
+                      const std::function<void(const std::string& temporary)>& before_commit) {
   auto refuse = [&](const auto&... reason) { return Error(cat("save_safetensors: ", path, ": ", reason...)); };
 
   std::set<std::string> names;
@@ -364,6 +365,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
     Tensor host = t.device().is_cpu() ? t : t.detach().to(kCPU);
     write_or_refuse(host.raw_data(), host.nbytes());
   }
+  if (before_commit) before_commit(temporary);
   if (::fsync(file.get()) != 0) throw refuse("cannot fsync '", temporary, "': ", errno_text(errno));
   if (int err = file.close()) throw refuse("cannot close '", temporary, "': ", errno_text(err));
   if (::rename(temporary.c_str(), path.c_str()) != 0)

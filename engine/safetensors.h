@@ -3,6 +3,7 @@
 // little-endian tensor bytes. Checkpoints use this format; tests/engine/test_safetensors.cpp covers it.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -32,8 +33,12 @@ const char* safetensors_dtype_name(DType dtype);
 // not "__metadata__"; the metadata is omitted from the header when empty.
 // Errors (scpn::Error) name the path and, for I/O, the errno text; on error no temporary file is left
 // and an existing file at `path` is unchanged.
+// `before_commit`, when set, is called with the temporary file's path once every byte is written, before
+// the sync and the rename: the seam through which tests pause inside a write (to kill the process there)
+// or make it fail (an exception it throws propagates, and the temporary file is removed).
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                      const SafetensorsMetadata& metadata = {});
+                      const SafetensorsMetadata& metadata = {},
+                      const std::function<void(const std::string& temporary)>& before_commit = {});
 
 // ---- reading -----------------------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm) {
 
   const double total = std::sqrt(total_sq);
   const double factor = max_norm / (total + 1e-6);
-  if (factor < 1.0)
+  // A non-finite norm scales nothing: the values stay as they were for the caller's check to name them.
+  if (std::isfinite(total) && factor < 1.0)
     for (const Group& g : lists) kernels().grad_scale.on(g.device)(exec_context(g.device), g.dtype, g.list(), factor);
   return total;
 }

@@ -10,7 +10,8 @@ namespace scpn {
 
 // torch.nn.utils.clip_grad_norm_ with the 2-norm: total = sqrt(Σ over all tensors of Σ x²) (in double);
 // when max_norm / (total + 1e-6) < 1 (total > max_norm − 1e-6), every tensor is scaled in place by that
-// factor. Returns the total norm before clipping. Undefined tensors are skipped; the rest must be float
+// factor; a non-finite total (a NaN or ±Inf among the values) scales nothing. Returns the total norm
+// before clipping. Undefined tensors are skipped; the rest must be float
 // (f32/f64) and may mix dtypes and devices.
 double clip_grad_norm(const std::vector<Tensor>& grads, double max_norm);
 
