@@ -12,10 +12,27 @@
 
 namespace scpn::train {
 
-// Where the loop stands: the next step's position, and the best epoch metric so far.
+// Where the loop stands: the next step's position, the best epoch metric so far, how many steps were
+// skipped for non-finite values (train.max_skipped_steps bounds them over the whole run), and the parent
+// losses of the epoch's steps so far (its mean goes to metrics.jsonl, the same for a resumed epoch).
 struct TrainPosition {
   int64_t step = 0, epoch = 0, batch = 0;
   double best_accuracy = -1;
+  int64_t skipped_steps = 0;
+  double epoch_loss_sum = 0;
+  int64_t epoch_loss_steps = 0;
+
+  void add_loss(double parent_loss) {
+    epoch_loss_sum += parent_loss;
+    ++epoch_loss_steps;
+  }
+  double epoch_mean_loss() const { return epoch_loss_sum / double(epoch_loss_steps > 0 ? epoch_loss_steps : 1); }
+  void next_epoch() {
+    ++epoch;
+    batch = 0;
+    epoch_loss_sum = 0;
+    epoch_loss_steps = 0;
+  }
 };
 
 // The training checkpoint: the model's tensors as save_model writes them, plus "optimizer/…" tensors and
@@ -28,6 +45,10 @@ class Checkpointer {
   Checkpointer(const TrainConfig& config, models::ResNet& model, Optimizer& optimizer, LrScheduler& scheduler);
 
   void write_config() const;  // config.json, atomically
+  // Every checkpoint is written atomically, after checking that none of its tensors holds a NaN or ±Inf.
+  // On any failure (a non-finite tensor, a full disk, a file-size limit) the file on disk is the previous
+  // checkpoint, untouched, and the error says so: "checkpoint of step 6 not written: <the writer's error
+  // naming the file and the reason>; the previous checkpoint <path> (step 4) is kept".
   void save_last(const TrainPosition& position) const;
   // best.safetensors, with the epoch metric that made it the best in its metadata.
   void save_best(const std::string& metric, double value) const;

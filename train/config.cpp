@@ -118,6 +118,11 @@ template <> const Spellings<IntegrationGranularity>& spellings() {
   return s;
 }
 
+template <> const Spellings<NonFinitePolicy>& spellings() {
+  static const Spellings<NonFinitePolicy> s = {{NonFinitePolicy::stop, "stop"}, {NonFinitePolicy::skip, "skip"}};
+  return s;
+}
+
 template <class E>
 const char* spelling(E value) {
   for (auto& [v, name] : spellings<E>()) if (v == value) return name;
@@ -240,7 +245,10 @@ const std::vector<Entry>& table() {
       choice("train.bn_stats", &TrainConfig::bn_stats,
              "own: each trained capacity keeps its BN running statistics (ours); parent: the reference's behaviour"),
       field("train.epochs", &TrainConfig::epochs, "epochs over the training set", at_least<int64_t>(1)),
-      field("train.steps", &TrainConfig::steps, "stop after N steps (0 = run all epochs)", at_least<int64_t>(0)),
+      field("train.steps", &TrainConfig::steps,
+            "stop after N steps (0 = run all epochs); the cosine schedule still spans train.epochs, so --resume "
+            "without it continues as if the run had not stopped",
+            at_least<int64_t>(0)),
       field("train.batch_size", &TrainConfig::batch_size, "images per step", at_least<int64_t>(2)),
       field("train.lr", &TrainConfig::lr, "SGD learning rate", at_least<double>(0)),
       field("train.momentum", &TrainConfig::momentum, "SGD momentum", in_range(0, 1)),
@@ -256,6 +264,13 @@ const std::vector<Entry>& table() {
       field("train.clip_norm", &TrainConfig::clip_norm, "clip the integrated gradients to this global norm", at_least<double>(0)),
       field("train.label_smoothing", &TrainConfig::label_smoothing, "cross-entropy label smoothing", in_range(0, 1)),
       field("train.seed", &TrainConfig::seed, "seed of every random stream (init, data order, augmentation, integration order)"),
+      choice("train.non_finite", &TrainConfig::non_finite,
+             "a step whose loss or gradients hold NaN or Inf: stop (end the run with an error naming the step) or "
+             "skip (no update of parameters, optimizer state or BN statistics from it; the step still counts), "
+             "at most train.max_skipped_steps times"),
+      field("train.max_skipped_steps", &TrainConfig::max_skipped_steps,
+            "with train.non_finite=skip, stop at the first skipped step beyond this many in the run",
+            at_least<int64_t>(0)),
       choice_at<ConflictSemantics>(
           "integration.semantics", [](auto& c) -> auto& { return c.integration.semantics; },
           "last: project each g_i from the original, the last conflicting partner decides (reference); chain: PCGrad"),
@@ -290,6 +305,19 @@ const std::vector<Entry>& table() {
       field("dist.timeout_s", &TrainConfig::dist_timeout_s, "seconds a rank waits in a collective before the job ends naming the late rank", at_least<double>(0.1)),
       field("dist.sync_bn", &TrainConfig::dist_sync_bn, "batch statistics over every rank's shard (synchronised BN: N ranks compute what one process would); false: each rank's own, running statistics averaged after each step"),
       field("dist.bucket_mb", &TrainConfig::dist_bucket_mb, "gradients are averaged in collectives of at most this many MiB", at_least<int64_t>(1)),
+      field("debug.detect_non_finite", &TrainConfig::detect_non_finite,
+            "check every op's output in the forward and backward passes and stop at the first NaN or Inf, naming "
+            "the op (slow: each output is copied to the host)"),
+      field("debug.inject_nan_step", &TrainConfig::inject_nan_step,
+            "make the first pixel of this step's batch NaN (1-based step; 0 = never), to try train.non_finite",
+            at_least<int64_t>(0)),
+      field("debug.sample_log", &TrainConfig::sample_log,
+            "write output.dir/samples.jsonl: each step's dataset indices, to check that every sample is seen once "
+            "per epoch across interruptions"),
+      field("debug.checkpoint_pause_ms", &TrainConfig::checkpoint_pause_ms,
+            "pause this long inside each write of last.safetensors (temporary file written, not yet renamed), so "
+            "that a test can interrupt the write",
+            at_least<int64_t>(0)),
   };
   return entries;
 }

@@ -11,6 +11,7 @@
 #include "models/config.h"
 #include "models/prunable.h"
 #include "train/data/loader.h"
+#include "train/non_finite.h"
 #include "train/scpn/step.h"
 
 namespace scpn::train {
@@ -65,6 +66,8 @@ struct TrainConfig {
   double label_smoothing = 0;
   IntegrationOptions integration;  // the integration.* keys; their defaults are IntegrationOptions'
   uint64_t seed = 42;
+  NonFinitePolicy non_finite = NonFinitePolicy::stop;
+  int64_t max_skipped_steps = 10;
   // evaluation
   std::vector<double> eval_capacities = {1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1};
   int64_t bn_reestimate_batches = 20;
@@ -82,6 +85,11 @@ struct TrainConfig {
   double dist_timeout_s = 300;
   bool dist_sync_bn = true;
   int64_t dist_bucket_mb = 25;
+  // debugging and reliability checks (docs/reliability.md)
+  bool detect_non_finite = false;
+  int64_t inject_nan_step = 0;  // 0 = never
+  bool sample_log = false;
+  int64_t checkpoint_pause_ms = 0;
 
   nlohmann::json to_json() const;  // flat {"train.lr": 0.1, ...}
 };

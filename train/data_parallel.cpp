@@ -82,6 +82,13 @@ std::vector<double> DataParallel::average_values(const std::vector<double>& valu
   return out;
 }
 
+bool DataParallel::any(bool flag, const std::string& what) {
+  if (comm_.size() == 1) return flag;
+  Tensor t = full({1}, flag ? 1.0 : 0.0, DType::f64, comm_.device());
+  comm_.all_reduce_sum(t, what);
+  return t.item() > 0;
+}
+
 void DataParallel::broadcast_state(const std::string& what) {
   if (comm_.size() == 1) return;
   NoGradGuard no_grad;

@@ -36,6 +36,9 @@ class DataParallel {
   // The mean over ranks of each value (losses, for the log).
   std::vector<double> average_values(const std::vector<double>& values, const std::string& what);
 
+  // Whether `flag` is set on any rank (a stop request, so that every rank stops after the same step).
+  bool any(bool flag, const std::string& what);
+
   // Start of training: rank 0's parameters and buffers on every rank (the same seed already gives the
   // same initialisation; this also covers weights loaded on rank 0 only).
   void broadcast_state(const std::string& what);

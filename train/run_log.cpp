@@ -36,14 +36,12 @@ void RunLog::start(int64_t first_step, int64_t total_steps, int64_t steps_per_ep
                                          std::min(first_step, total_steps) * batch);
 }
 
-void RunLog::start_epoch() {
-  epoch_loss_ = 0;
-  epoch_batches_ = 0;
-}
-
 void RunLog::step(int64_t step, int64_t epoch, double lr, const StepResult& r) {
-  epoch_loss_ += r.parent_loss;
-  ++epoch_batches_;
+  if (!r.non_finite.empty()) {  // skipped (train.non_finite = skip): always logged
+    metrics_ << json{{"step", step}, {"epoch", epoch}, {"skipped", r.non_finite}}.dump() << "\n" << std::flush;
+    console_.print(cat("step ", step, " skipped: non-finite values (", r.non_finite, ")"));
+    return;
+  }
   const bool logged = step % config_.log_every == 0 || step == total_steps_;
   std::string subnets;
   for (double l : r.subnet_losses) subnets += cat(subnets.empty() ? "" : " ", int(l * 1000) / 1000.0);
@@ -65,9 +63,8 @@ void RunLog::pause_training() { training_->pause(); }
 
 void RunLog::resume_training() { training_->resume(); }
 
-void RunLog::end_epoch(int64_t epoch, const std::string& metric, double value) {
-  json line{{"epoch", epoch}, {"mean_parent_loss", epoch_loss_ / double(std::max<int64_t>(epoch_batches_, 1))},
-            {metric, value}};
+void RunLog::end_epoch(int64_t epoch, double mean_parent_loss, const std::string& metric, double value) {
+  json line{{"epoch", epoch}, {"mean_parent_loss", mean_parent_loss}, {metric, value}};
   if (metrics_.is_open()) metrics_ << line.dump() << "\n" << std::flush;
   char text[64];
   std::snprintf(text, sizeof text, "%.4f", value);

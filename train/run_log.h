@@ -26,14 +26,14 @@ class RunLog {
   // first_step (a resumed run's first).
   void start(int64_t first_step, int64_t total_steps, int64_t steps_per_epoch, int64_t parameters,
              int64_t training_images, const Device& device);
-  void start_epoch();  // the epoch's mean loss counts from here
-  // After the step that brought the run to `step` steps.
+  // After the step that brought the run to `step` steps. A skipped step (result.non_finite set) gets its
+  // own line {"step", "epoch", "skipped": what was non-finite} and a console line.
   void step(int64_t step, int64_t epoch, double lr, const StepResult& result);
   // Around an epoch's evaluation: its time counts neither in the training rate nor in training_seconds.
   void pause_training();
   void resume_training();
   // An epoch's end: its mean parent loss and the metric it is judged by.
-  void end_epoch(int64_t epoch, const std::string& metric, double value);
+  void end_epoch(int64_t epoch, double mean_parent_loss, const std::string& metric, double value);
   // The training phase's final line; returns its seconds, evaluations left out.
   double end_training();
   void report(const std::string& table);
@@ -47,8 +47,6 @@ class RunLog {
   std::chrono::steady_clock::time_point start_;
   std::unique_ptr<Progress> training_;
   int64_t total_steps_ = 0;
-  double epoch_loss_ = 0;
-  int64_t epoch_batches_ = 0;
 };
 
 }  // namespace scpn::train

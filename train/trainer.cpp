@@ -3,12 +3,14 @@
 #include "train/trainer.h"
 
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "engine/devices.h"
 #include "engine/dist/connect.h"
+#include "engine/non_finite.h"
 #include "engine/optim/schedule.h"
 #include "engine/optim/sgd.h"
 #include "engine/safetensors.h"
@@ -18,8 +20,12 @@
 #include "train/data/loader.h"
 #include "train/eval/model_source.h"
 #include "train/experiment_data.h"
+#include "train/run_folder.h"
 #include "train/run_log.h"
+#include "train/sample_log.h"
 #include "train/scpn/step.h"
+#include "train/step_guard.h"
+#include "train/stop_signals.h"
 
 namespace scpn::train {
 
@@ -42,6 +48,9 @@ json PhaseSeconds::to_json() const {
 }
 
 struct Trainer::State {
+  // First, so that a SIGTERM/SIGINT during the setup is kept too: the loop then stops after the current
+  // step, and the run writes its checkpoint and returns.
+  StopSignals stop;
   TrainConfig cfg;
   TrainerOptions opt;
   std::unique_ptr<ExperimentData> data;
@@ -50,6 +59,8 @@ struct Trainer::State {
   std::unique_ptr<SGD> optimizer;
   std::unique_ptr<LrScheduler> scheduler;
   std::unique_ptr<ScpnStep> step;
+  std::unique_ptr<StepGuard> guard;    // train.non_finite around the step
+  std::unique_ptr<SampleLog> samples;  // debug.sample_log
   std::unique_ptr<Checkpointer> checkpointer;
   int64_t steps_per_epoch = 0, total_steps = 0;
   TrainPosition pos;
@@ -115,8 +126,11 @@ void Trainer::State::setup_model() {
   } else {
     CosineWithWarmupOptions c;
     c.base_lr = cfg.lr;
-    c.warmup_steps = std::min(cfg.warmup_steps, total_steps);
-    c.total_steps = std::max<int64_t>(total_steps, 1);
+    // The schedule spans the epochs; train.steps only stops the run early, so a run stopped by it and
+    // resumed computes what an uninterrupted run does.
+    const int64_t schedule_steps = cfg.epochs * steps_per_epoch;
+    c.warmup_steps = std::min(cfg.warmup_steps, schedule_steps);
+    c.total_steps = std::max<int64_t>(schedule_steps, 1);
     scheduler = std::make_unique<LrScheduler>(*optimizer, c);
   }
 
@@ -130,7 +144,9 @@ void Trainer::State::setup_model() {
   so.label_smoothing = cfg.label_smoothing;
   so.compact_subnets = cfg.compact_subnets;
   so.integration = cfg.integration;
+  so.throw_on_non_finite = false;
   step = std::make_unique<ScpnStep>(*model, *optimizer, so, cfg.seed);
+  guard = std::make_unique<StepGuard>(*model, *step, StepGuardOptions{cfg.non_finite, cfg.max_skipped_steps, cfg.inject_nan_step});
   checkpointer = std::make_unique<Checkpointer>(cfg, *model, *optimizer, *scheduler);
 }
 
@@ -239,9 +255,18 @@ Trainer::Trainer(TrainConfig config, TrainerOptions options) : s_(std::make_uniq
   });
   s.setup_data_parallel();
   s.guarded([&] {
-    if (s.is_root()) fs::create_directories(s.cfg.output_dir);
+    if (s.is_root()) {
+      fs::create_directories(s.cfg.output_dir);
+      remove_stale_temporary_files(s.cfg.output_dir);
+    }
     // Every rank reads the checkpoint (the run folder is on a shared file system, or copied to each node).
-    if (s.opt.resume) s.pos = s.checkpointer->resume();
+    if (s.opt.resume) {
+      s.pos = s.checkpointer->resume();
+      if (s.is_root()) cut_logs_back_to(s.cfg.output_dir, s.pos);  // the steps after the checkpoint are logged again
+    }
+    // Data parallel: rank 0 logs its own shard's samples.
+    if (s.cfg.sample_log && s.is_root()) s.samples = std::make_unique<SampleLog>(s.cfg.output_dir, s.opt.resume);
+    set_check_op_outputs(s.cfg.detect_non_finite);
     // Rank 0 alone evaluates.
     if (s.is_root()) {
       const auto decoding = std::chrono::steady_clock::now();
@@ -274,30 +299,40 @@ TrainSummary Trainer::run() {
   TrainSummary summary;
   summary.world_size = s.comm ? s.comm->size() : 1;
   double last_loss = 0;
+  StopSignals& stop = s.stop;
+  // Data parallel: the ranks stop together, at the first step after any of them was asked to.
+  bool stopping = false;
+  auto stop_requested = [&] {
+    if (!stopping) stopping = s.dp ? s.dp->any(stop.requested() != 0, cat("step ", pos.step, " stop request")) : stop.requested() != 0;
+    return stopping;
+  };
   s.guarded([&] {
-    while (pos.step < s.total_steps && pos.epoch < cfg.epochs) {
+    while (pos.step < s.total_steps && pos.epoch < cfg.epochs && !stop_requested()) {
       s.model->train();
       s.loader->start_epoch(pos.epoch, pos.batch);
-      log.start_epoch();
-      while (pos.step < s.total_steps) {
+      while (pos.step < s.total_steps && !stop_requested()) {
         std::optional<data::Batch> b = s.loader->next();
         if (!b) break;
-        StepResult r = s.step->run(b->images.to(s.device), b->labels.to(s.device), pos.step);
+        if (s.samples) s.samples->write(pos, b->indices);
+        StepResult r = s.guard->run(b->images.to(s.device), b->labels.to(s.device), pos);
         ++pos.step;
         ++pos.batch;
-        last_loss = r.parent_loss;
+        if (r.non_finite.empty()) {  // a skipped step's loss counts in no mean
+          last_loss = r.parent_loss;
+          pos.add_loss(r.parent_loss);
+        }
         if (cfg.schedule == LrSchedule::cosine) s.scheduler->step();
         log.step(pos.step, pos.epoch, s.optimizer->lr(), r);
         if (root && cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0) s.checkpointer->save_last(pos);
       }
-      bool epoch_done = pos.batch >= s.steps_per_epoch;
+      bool epoch_done = pos.batch >= s.steps_per_epoch && !stop_requested();
       if (epoch_done) {
         if (root) {
           log.pause_training();
           const auto evaluation = std::chrono::steady_clock::now();
           const auto [metric, acc] = s.epoch_metric(pos.epoch);
           s.phase_seconds.epoch_evaluations.push_back(seconds_since(evaluation));
-          log.end_epoch(pos.epoch, metric, acc);
+          log.end_epoch(pos.epoch, pos.epoch_mean_loss(), metric, acc);
           log.resume_training();
           if (acc > pos.best_accuracy) {
             pos.best_accuracy = acc;
@@ -309,17 +344,25 @@ TrainSummary Trainer::run() {
           dist::LongerTimeout wait(*s.comm, dist::Seconds(24 * 3600));
           s.comm->barrier(cat("end of epoch ", pos.epoch));
         }
-        ++pos.epoch;
-        pos.batch = 0;
+        pos.next_epoch();
         if (cfg.schedule == LrSchedule::multistep) s.scheduler->step();
       }
       if (root) s.checkpointer->save_last(pos);
-      if (!epoch_done) break;  // stopped by train.steps
+      if (!epoch_done) break;  // stopped by train.steps or a signal
     }
   });
   s.phase_seconds.training = log.end_training();
   summary.steps = pos.step;
   summary.final_parent_loss = last_loss;
+  summary.skipped_steps = pos.skipped_steps;
+  if (stopping) {
+    summary.stopped_by_signal = stop.requested() ? stop.requested() : SIGTERM;  // another rank's signal
+    if (root) s.checkpointer->save_last(pos);  // again when the loop just did: a stop before the first step needs one too
+    s.console->print(cat("train_scpn: stopped by ", summary.stopped_by_signal == SIGINT ? "SIGINT" : "SIGTERM", " after step ",
+                         pos.step, "; ", last_checkpoint_path(cfg), " holds it: continue with --resume"));
+    stop.acknowledge();
+    return summary;
+  }
   if (root && cfg.save_final) s.checkpointer->save_final();
   if (root && s.opt.evaluate) summary.report = s.evaluate(log);
   summary.phase_seconds = s.phase_seconds;

@@ -39,6 +39,8 @@ struct TrainSummary {
   int64_t steps = 0;
   double final_parent_loss = 0;
   double seconds = 0;
+  int64_t skipped_steps = 0;   // steps skipped for non-finite values (train.non_finite = skip), in the whole run
+  int stopped_by_signal = 0;   // SIGTERM or SIGINT when the run stopped early for it (checkpoint written), else 0
   PhaseSeconds phase_seconds;
   EvalReport report;  // when evaluated
 };
@@ -47,6 +49,8 @@ class Trainer {
  public:
   Trainer(TrainConfig config, TrainerOptions options);
   ~Trainer();
+  // Trains to the end (or to a stop asked for by SIGTERM/SIGINT, see train/stop_signals.h), then saves
+  // and evaluates. Throws scpn::Error naming the step or the file when the run cannot go on.
   TrainSummary run();
   const models::ResNet& model() const;
 

@@ -7,6 +7,7 @@
 #include "engine/ops/loss.h"
 #include "engine/optim/clip.h"
 #include "engine/random.h"
+#include "train/non_finite.h"
 
 namespace scpn::train {
 
@@ -201,8 +202,14 @@ void ScpnStep::finish(StepResult& r, int64_t step_index) {
   std::vector<Tensor> grads;
   for (auto& p : all_) grads.push_back(p.grad());
   r.grad_norm = clip_grad_norm(grads, options_.clip_norm > 0 ? options_.clip_norm : 1e300);
-  SCPN_CHECK(std::isfinite(r.grad_norm), "training diverged: the gradient norm is ", r.grad_norm,
-             " (parent loss ", r.parent_loss, "); lower train.lr or check the data");
+  // Parameters and optimizer state never see a non-finite value (train/non_finite.h).
+  r.non_finite = describe_non_finite_step(r, model_);
+  if (!r.non_finite.empty()) {
+    optimizer_.zero_grad();
+    SCPN_CHECK(!options_.throw_on_non_finite, "training diverged: ", r.non_finite, "; lower train.lr or check the data");
+    r.timings.optimizer_ms = ms_since(t0);
+    return;
+  }
   optimizer_.step();
   if (dp_ && !sync_bn_) dp_->average_buffers(cat("step ", step_index, " BatchNorm statistics"));
   r.timings.optimizer_ms = ms_since(t0);

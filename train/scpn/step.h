@@ -3,6 +3,7 @@
 // the global norm clipped, the optimizer stepped. Tests: tests/train/test_step.cpp.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "engine/ops/grad_integration.h"
@@ -28,6 +29,9 @@ struct StepOptions {
   // always masked.
   bool compact_subnets = true;
   IntegrationOptions integration;
+  // A non-finite loss or gradient never updates the model; it throws (true) or is only reported in
+  // StepResult::non_finite (false: the trainer's train.non_finite decides, see train/step_guard.h).
+  bool throw_on_non_finite = true;
 };
 
 // Wall-clock milliseconds of each phase, for the step benchmark and the progress line.
@@ -42,6 +46,7 @@ struct StepResult {
   std::vector<double> subnet_losses;
   double grad_norm = 0;             // global norm before the final clip
   int64_t projected_rows = 0, task_rows = 0;  // integration statistics (scpn mode)
+  std::string non_finite;           // what was NaN or ±Inf (train/non_finite.h); then nothing was updated
   StepTimings timings;
 };
 
