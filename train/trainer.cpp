@@ -306,8 +306,11 @@ TrainSummary Trainer::run() {
     if (!stopping) stopping = s.dp ? s.dp->any(stop.requested() != 0, cat("step ", pos.step, " stop request")) : stop.requested() != 0;
     return stopping;
   };
+  // An epoch whose steps are done but whose end (evaluation, best checkpoint) is not: a checkpoint taken
+  // at its last step, then the process stopped or killed. The loop goes round once more for that end.
+  auto epoch_end_pending = [&] { return pos.batch >= s.steps_per_epoch; };
   s.guarded([&] {
-    while (pos.step < s.total_steps && pos.epoch < cfg.epochs && !stop_requested()) {
+    while ((pos.step < s.total_steps || epoch_end_pending()) && pos.epoch < cfg.epochs && !stop_requested()) {
       s.model->train();
       s.loader->start_epoch(pos.epoch, pos.batch);
       while (pos.step < s.total_steps && !stop_requested()) {
@@ -325,7 +328,7 @@ TrainSummary Trainer::run() {
         log.step(pos.step, pos.epoch, s.optimizer->lr(), r);
         if (root && cfg.checkpoint_every > 0 && pos.step % cfg.checkpoint_every == 0) s.checkpointer->save_last(pos);
       }
-      bool epoch_done = pos.batch >= s.steps_per_epoch && !stop_requested();
+      bool epoch_done = epoch_end_pending() && !stop_requested();
       if (epoch_done) {
         if (root) {
           log.pause_training();

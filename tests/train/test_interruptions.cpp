@@ -74,6 +74,19 @@ TrainConfig tiny(const std::string& dir, std::vector<std::string> extra = {}) {
 
 }  // namespace
 
+// metrics.jsonl without the fields that measure time.
+std::string untimed_metrics(const std::string& path) {
+  std::ifstream in(path);
+  std::string out;
+  for (std::string line; std::getline(in, line);) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    j.erase("images_per_s");
+    j.erase("step_ms");
+    out += j.dump() + "\n";
+  }
+  return out;
+}
+
 TEST_CASE("SIGTERM inside a checkpoint write: the run stops after it and resumes to the same bits") {
   if (test::skip_without_fashion_mnist()) return;
   const std::string root = (fs::temp_directory_path() / "scpn_test_interruptions").string();
@@ -82,24 +95,35 @@ TEST_CASE("SIGTERM inside a checkpoint write: the run stops after it and resumes
   Trainer full(tiny(root + "/full"), quiet);
   REQUIRE(full.run().steps == 12);
 
-  // The first checkpoint (step 2) pauses inside its write; the signal arrives there.
-  const std::string dir = root + "/stopped";
+  // Checkpoint write number `write` (counted from 1; one every 2 steps, one more at each epoch's end)
+  // pauses; the signal arrives there. The 2nd is step 4's; the 7th step 12's, the run's last step, taken
+  // before that epoch's end (evaluation, best checkpoint), which the resumed run must still do.
+  for (const int write : {2, 7}) {
+  const int64_t stop_step = write == 2 ? 4 : 12;
+  CAPTURE(write);
+  const std::string dir = cat(root, "/stopped", write);
   std::atomic<bool> sent{false};
   std::thread signaller([&] {
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (!fs::exists(temporary_of(dir + "/last.safetensors")) && std::chrono::steady_clock::now() < give_up)
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    int seen = 0;
+    bool inside = false;
+    while (seen < write && std::chrono::steady_clock::now() < give_up) {
+      const bool now = fs::exists(temporary_of(dir + "/last.safetensors"));
+      if (now && !inside) ++seen;
+      inside = now;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     sent = ::kill(::getpid(), SIGTERM) == 0;
   });
-  TrainSummary stopped = Trainer(tiny(dir, {"debug.checkpoint_pause_ms=300"}), quiet).run();
+  TrainSummary stopped = Trainer(tiny(dir, {"debug.checkpoint_pause_ms=200"}), quiet).run();
   signaller.join();
   REQUIRE(sent);
   CHECK(stopped.stopped_by_signal == SIGTERM);
-  CHECK(stopped.steps == 2);
+  CHECK(stopped.steps == stop_step);
   CHECK_FALSE(fs::exists(temporary_of(dir + "/last.safetensors")));
   CHECK_FALSE(fs::exists(dir + "/final.safetensors"));
   const auto position = nlohmann::json::parse(read_safetensors_header(dir + "/last.safetensors").metadata.at("position"));
-  CHECK(position.at("step") == 2);
+  CHECK(position.at("step") == stop_step);
 
   TrainerOptions resume = quiet;
   resume.resume = true;
@@ -109,6 +133,9 @@ TEST_CASE("SIGTERM inside a checkpoint write: the run stops after it and resumes
   CHECK(done.stopped_by_signal == 0);
   // The same tensors, header and metadata: the files are equal byte for byte.
   CHECK(read_bytes(root + "/full/final.safetensors") == read_bytes(dir + "/final.safetensors"));
+  // The same log: every step once, every epoch's line.
+  CHECK(untimed_metrics(dir + "/metrics.jsonl") == untimed_metrics(root + "/full/metrics.jsonl"));
+  }
 }
 
 TEST_CASE("a checkpoint past the file-size limit is not written; the previous one is kept, and the error says so") {
