@@ -17,6 +17,7 @@ for exe in "$TRAIN" "$CHECK"; do
   [ -x "$exe" ] || { echo "check_kill_resume: $exe not built (ninja -C $BUILD train_scpn check_run)" >&2; exit 2; }
 done
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/scpn_kill_resume.XXXXXX")
+KEEP=$BUILD/kill_resume_failures  # a failed trial's run folder is copied here
 trap 'rm -rf "$WORK"' EXIT
 
 # 192 images, batches of 16, 3 epochs: 36 steps, a checkpoint every 2. The cosine schedule (stepped per step),
@@ -114,8 +115,8 @@ same_as_reference() {
   "$CHECK" same-tensors "$WORK/reference/final.safetensors" "$d/final.safetensors" >"$d.check" || status=1
   "$CHECK" samples "$d/samples.jsonl" $IMAGES $BATCH $STEPS "$WORK/reference/samples.jsonl" >>"$d.check" || status=1
   "$CHECK" finite "$d/last.safetensors" >>"$d.check" || status=1
-  diff <(untimed "$WORK/reference/metrics.jsonl") <(untimed "$d/metrics.jsonl") >/dev/null ||
-    { echo "metrics.jsonl differs from the reference" >>"$d.check"; status=1; }
+  diff <(untimed "$WORK/reference/metrics.jsonl") <(untimed "$d/metrics.jsonl") >"$d.metrics_diff" ||
+    { echo "metrics.jsonl differs from the reference: $(head -c 600 "$d.metrics_diff")" >>"$d.check"; status=1; }
   local left
   left=$(ls "$d" | grep -E '\.tmp\.[0-9]+$' || true)
   [ -z "$left" ] || { echo "temporary files left: $left" >>"$d.check"; status=1; }
@@ -149,7 +150,8 @@ for trial in $(seq 1 "$TRIALS"); do
   if [ $ok -eq 1 ] && same_as_reference "$dir"; then
     passed=$((passed + 1)); echo "trial $trial: pass: $story"
   else
-    failed=$((failed + 1)); echo "trial $trial: FAIL: $story"; tail -3 "$dir.stderr" 2>/dev/null | sed 's/^/    /'
+    failed=$((failed + 1)); echo "trial $trial: FAIL: $story (folder kept in $KEEP/trial$trial)"
+    mkdir -p "$KEEP" && rm -rf "$KEEP/trial$trial" && cp -r "$dir" "$KEEP/trial$trial" && cp "$dir.stderr" "$KEEP/trial$trial/stderr.txt"
   fi
 done
 
