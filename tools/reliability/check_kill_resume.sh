@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kill-and-resume trials of train_scpn on a tiny CPU config (docs/reliability.md): one uninterrupted run,
-# then TRIALS runs that are each interrupted one to four times at random points — kill -9 at a random time,
+# then TRIALS runs that are each interrupted one to four times at random points — kill -9 at a random step,
 # kill -9 inside a checkpoint write, SIGTERM, SIGTERM twice inside a write — and resumed until done, plus
 # one run resumed past a file-size limit (a full disk). Each must end with the uninterrupted run's final
 # weights bit for bit, its sample order (every sample once per epoch) and its metrics, and leave no
@@ -61,10 +61,23 @@ wait_inside_write() {
   return 1
 }
 
-# A random time within the reference run's duration, in seconds.
-random_delay() {
-  local permille=$((RANDOM % 1000))
-  echo "scale=2; $REF_SECONDS * $permille / 1000" | bc
+# Waits until the run has logged a random step after its checkpoint's (or has ended), then a random 0-0.49 s
+# more, so that the signal lands anywhere in the run (a step, a write, an evaluation) whatever the
+# machine's speed; sets $point to say where.
+wait_random_point() {
+  local from=0 target last
+  [ -f "$dir/last.safetensors" ] && from=$("$CHECK" step "$dir/last.safetensors")
+  [ "$from" -lt "$STEPS" ] || from=$((STEPS - 1))  # training done: the signal lands in the final phase
+  target=$((from + 1 + RANDOM % (STEPS - from)))
+  while kill -0 "$pid" 2>/dev/null; do
+    last=$(grep -o '"step":[0-9]*' "$dir/metrics.jsonl" 2>/dev/null | tail -1 | cut -d: -f2)
+    [ "${last:-0}" -ge "$target" ] && break
+    sleep 0.02
+  done
+  local extra
+  extra=$(printf '0.%02d' $((RANDOM % 50)))
+  sleep "$extra"
+  point="${extra}s after step $target"
 }
 
 # Starts a run and interrupts it one of four ways; sets $event (what happened) and $ok=0 on an unexpected
@@ -76,11 +89,10 @@ interrupt() {
     1|3) launch debug.checkpoint_pause_ms=$PAUSE_MS;;
   esac
   case $kind in
-    0)  # kill -9 after a random fraction of the reference run's time
-      local delay
-      delay=$(random_delay)
-      sleep "$delay"; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
-      event="kill -9 at ${delay}s (rc $rc)"; [[ $rc == 137 || $rc == 0 ]] || ok=0
+    0)  # kill -9 at a random point
+      wait_random_point
+      kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
+      event="kill -9 $point (rc $rc)"; [[ $rc == 137 || $rc == 0 ]] || ok=0
       kills=$((kills + 1));;
     1)  # kill -9 inside checkpoint write k
       local k=$((RANDOM % 8 + 1))
@@ -91,11 +103,10 @@ interrupt() {
       else
         wait "$pid" 2>/dev/null; rc=$?; event="ran to the end before checkpoint write $k (rc $rc)"; [[ $rc == 0 ]] || ok=0
       fi;;
-    2)  # SIGTERM at a random time: the run stops after the step with a checkpoint, exit code 75
-      local delay
-      delay=$(random_delay)
-      sleep "$delay"; kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
-      event="SIGTERM at ${delay}s (rc $rc)"; [[ $rc == 75 || $rc == 0 ]] || ok=0
+    2)  # SIGTERM at a random point: the run stops after the step with a checkpoint, exit code 75
+      wait_random_point
+      kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rc=$?
+      event="SIGTERM $point (rc $rc)"; [[ $rc == 75 || $rc == 0 ]] || ok=0
       terms=$((terms + 1));;
     3)  # SIGTERM inside a write, then a second SIGTERM: exit at once with 143, the checkpoint file whole
       local k=$((RANDOM % 8 + 1))
@@ -174,6 +185,6 @@ else
 fi
 
 tried=$((TRIALS + 1))
-notes="$interruptions interruptions in $TRIALS trials: $kills kill -9 at random times, $in_write inside a checkpoint write, $terms with SIGTERM; plus a full-disk resume; every run compared bit for bit with an uninterrupted one ($STEPS steps)"
+notes="$interruptions interruptions in $TRIALS trials: $kills kill -9 at random points, $in_write inside a checkpoint write, $terms with SIGTERM; plus a full-disk resume; every run compared bit for bit with an uninterrupted one ($STEPS steps)"
 echo "{\"kind\":\"kill-resume\",\"tried\":$tried,\"passed\":$passed,\"failed\":$failed,\"notes\":\"$notes\"}"
 [ $failed -eq 0 ]
