@@ -17,6 +17,8 @@
 
 #include "tests/support/ranks.h"
 #include "tests/support/skip.h"
+#include "engine/optim/sgd.h"
+#include "train/scpn/step.h"
 #include "train/trainer.h"
 
 using namespace scpn;
@@ -151,6 +153,50 @@ TEST_CASE("a run resumed on as many ranks equals the uninterrupted run bit for b
   CHECK(resumed[1] == whole[0]);
 }
 
+TEST_CASE("a NaN on one rank only: every rank sees the non-finite step and none updates") {
+  for (bool sync_bn : {false, true}) {
+    CAPTURE(sync_bn);
+    std::vector<std::string> verdicts(2);
+    std::vector<std::vector<double>> before(2), after(2);
+    auto outcomes = test::run_ranks(2, 20, [&](int rank, dist::TcpCommunicator& comm) {
+      models::ResNetConfig c;
+      c.arch = "custom";
+      c.layers = {1, 1, 1, 1};
+      c.in_channels = 1;
+      c.base_width = 2;
+      c.feature_dim = 6;
+      c.num_classes = 4;
+      c.bn_capacities = {0.5};
+      Generator gen(5);
+      models::ResNet model(c, gen);
+      SGD sgd(model.parameters(), 0.05, SgdOptions{.momentum = 0.9});
+      StepOptions so;
+      so.capacities = {0.5};
+      so.throw_on_non_finite = false;
+      ScpnStep step(model, sgd, so, 1);
+      std::vector<Tensor> params, buffers;
+      for (auto& [name, p] : model.named_parameters()) params.push_back(p);
+      for (auto& [name, b] : model.named_buffers()) buffers.push_back(b);
+      DataParallel dp(comm, params, buffers);
+      step.set_data_parallel(&dp, sync_bn);
+      Generator data(11 + uint64_t(rank));
+      Tensor images = normal({4, 1, 8, 8}, 0, 1, data);
+      if (rank == 1) images.data<float>()[5] = std::nanf("");
+      Tensor labels = from_vector({0, 1, 2, 3}, {4}, DType::i64);
+      for (auto& p : params) before[size_t(rank)].push_back(p.to_vector()[0]);
+      const StepResult r = step.run(images, labels, 0);
+      verdicts[size_t(rank)] = r.non_finite;
+      for (auto& p : params) after[size_t(rank)].push_back(p.to_vector()[0]);
+    });
+    for (auto& o : outcomes) REQUIRE_MESSAGE(!o.threw, o.error);
+    CHECK(!verdicts[0].empty());
+    CHECK(verdicts[0] == verdicts[1]);
+    MESSAGE("both ranks: ", verdicts[0]);
+    CHECK(after[0] == before[0]);
+    CHECK(after[1] == before[1]);
+  }
+}
+
 namespace {
 
 struct Process {
@@ -270,4 +316,39 @@ TEST_CASE("a rank started with another configuration is refused before training,
     CHECK(log.find("train_scpn: error: the configuration: rank 1 differs from rank 0; every rank must be started "
                    "with the same configuration") != std::string::npos);
   }
+}
+
+TEST_CASE("SIGTERM to one rank stops every rank after the same step, with a checkpoint to resume from") {
+  if (skip_processes()) return;
+  const std::string dir = temp_root() + "/sigterm";
+  std::vector<std::string> args = tiny_args(dir);
+  args.push_back("train.epochs=20");
+  args.push_back("output.log_every=1");
+  const int port = test::free_port();
+  Process r0 = start_rank(0, 2, port, args, temp_root() + "/sigterm_rank0.log");
+  Process r1 = start_rank(1, 2, port, args, temp_root() + "/sigterm_rank1.log");
+  const auto begun = std::chrono::steady_clock::now();
+  int status = 0;
+  while (read_file(dir + "/metrics.jsonl").empty() && ::waitpid(r0.pid, &status, WNOHANG) == 0 &&
+         std::chrono::steady_clock::now() - begun < std::chrono::seconds(120))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  REQUIRE(!read_file(dir + "/metrics.jsonl").empty());
+  ::kill(r1.pid, SIGTERM);
+  CHECK(wait_for(r0, 60) == 75);
+  CHECK(wait_for(r1, 60) == 75);
+  const std::string log0 = read_file(r0.log), log1 = read_file(r1.log);
+  CAPTURE(log0);
+  CAPTURE(log1);
+  const size_t at = log0.find("train_scpn: stopped by SIGTERM after step ");
+  REQUIRE(at != std::string::npos);
+  const std::string step = log0.substr(at + 41, log0.find(';', at) - at - 41);
+  CHECK(log1.find("train_scpn: SIGTERM: stopping after this step") != std::string::npos);  // rank 1 is quiet otherwise
+  CHECK(std::stoll(step) >= 1);
+  // Resumed on two ranks, the run goes on from that step.
+  args.push_back("train.steps=" + std::to_string(std::stoll(step) + 2));
+  args.push_back("--resume");
+  Process q0 = start_rank(0, 2, port + 1 > 65535 ? port - 1 : port + 1, args, temp_root() + "/sigterm_resume0.log");
+  Process q1 = start_rank(1, 2, port + 1 > 65535 ? port - 1 : port + 1, args, temp_root() + "/sigterm_resume1.log");
+  CHECK(wait_for(q0, 120) == 0);
+  CHECK(wait_for(q1, 120) == 0);
 }
