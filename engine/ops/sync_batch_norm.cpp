@@ -56,15 +56,12 @@ Tensor affine(const Tensor& x, const Tensor& center, const Tensor& var, double e
   return y;
 }
 
-// Sums [C] tensors (and a count) over the group in double, in one collective.
-std::vector<Tensor> group_sum(dist::Communicator& group, const std::vector<Tensor>& parts, double count,
-                              double* total_count, const char* what) {
+// Sums [C] tensors over the group in double, in one collective.
+std::vector<Tensor> group_sum(dist::Communicator& group, const std::vector<Tensor>& parts, const char* what) {
   const int64_t c = parts[0].numel();
-  Tensor packed = Tensor::empty({int64_t(parts.size()) * c + 1}, DType::f64, group.device());
+  Tensor packed = Tensor::empty({int64_t(parts.size()) * c}, DType::f64, group.device());
   for (size_t i = 0; i < parts.size(); ++i) packed.slice(int64_t(i) * c, int64_t(i + 1) * c).copy_(parts[i]);
-  packed.slice(int64_t(parts.size()) * c, int64_t(parts.size()) * c + 1).copy_(full({1}, count, DType::f64));
   group.all_reduce_sum(packed, what);
-  if (total_count) *total_count = packed.slice(int64_t(parts.size()) * c, int64_t(parts.size()) * c + 1).item();
   std::vector<Tensor> out;
   for (size_t i = 0; i < parts.size(); ++i) out.push_back(packed.slice(int64_t(i) * c, int64_t(i + 1) * c));
   return out;
@@ -82,7 +79,7 @@ struct SyncBatchNormNode : Node {
     Tensor gx;
     if (needs_grad(0)) {
       const std::vector<Tensor> global =
-          group_sum(*group, {sum_g, sum_gxhat}, 0.0, nullptr, "sync batch norm gradient sums");
+          group_sum(*group, {sum_g, sum_gxhat}, "sync batch norm gradient sums");
       const Tensor mean_g = mul_scalar(global[0], 1.0 / total).to(x.dtype());
       const Tensor mean_gxhat = mul_scalar(global[1], 1.0 / total).to(x.dtype());
       // dx = w·invstd·(g - mean_g) - (x - mean)·invstd·(w·invstd·mean_gxhat)
