@@ -2,6 +2,7 @@
 // for a new enumerated type, its spellings).
 #include "train/config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -412,6 +413,9 @@ TrainConfig parse_config(const std::string& config_file, const std::vector<std::
   for (const std::string& kv : overrides) {
     if (!is_utf8(kv))
       throw Error(cat("argument ", json(kv).dump(-1, ' ', false, json::error_handler_t::replace), ": not valid UTF-8"));
+    // Quoted as JSON: a control character (a NUL would cut the message short) shows as an escape.
+    if (std::any_of(kv.begin(), kv.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }))
+      throw Error(cat("argument ", json(kv).dump(), ": contains a control character"));
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) throw Error(cat("argument '", kv, "': expected KEY=VALUE"));
     std::string key = kv.substr(0, eq), text = kv.substr(eq + 1);

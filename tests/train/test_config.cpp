@@ -148,6 +148,14 @@ TEST_CASE("fuzz regression: an argument that is not UTF-8 is refused naming it, 
                        Error);
 }
 
+TEST_CASE("fuzz regression: an argument with a control character is refused with it escaped") {
+  // Found by tools/fuzz/fuzz_config: a NUL inside an argument ended the C string of the message there.
+  CHECK_THROWS_WITH_AS(parse_config("", {std::string("t\0x=1", 5)}), "argument \"t\\u0000x=1\": contains a control character",
+                       Error);
+  CHECK_THROWS_WITH_AS(parse_config("", {"train.lr=0.1\t"}), "argument \"train.lr=0.1\\t\": contains a control character",
+                       Error);
+}
+
 TEST_CASE("fuzz regression: a refusal of the keys' consistency names the file or the command line") {
   // Found by tools/fuzz/fuzz_config: the checks across keys (milestones, recall_k, device, mode) ran after
   // the per-key ones and their messages did not say where the value came from.

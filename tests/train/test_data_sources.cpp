@@ -482,6 +482,12 @@ TEST_CASE("resource bounds: list files over the size or line limit are refused b
   CHECK_THROWS_WITH_AS(inshop_dataset(dir.file("lines.txt"), root, InShopSplit::train),
                        ("In-shop partition " + dir.file("lines.txt") + ": 10000001 lines, over the limit of 10000000").c_str(),
                        Error);
+  // Found by tools/fuzz/fuzz_list_file (out of memory): one label claimed 16,660,001,009,063 classes.
+  test::write_text(dir.file("label.txt"), "a.png 3\nb.png 16660001009063\n");
+  CHECK_THROWS_WITH_AS(list_file_dataset(dir.file("label.txt"), root),
+                       ("list file " + dir.file("label.txt") + ":2: label 16660001009063 is above the limit of 10000000 "
+                        "(kMaxListLabel: labels number the classes from 0)").c_str(),
+                       Error);
 }
 
 TEST_CASE("fuzz regression: a decoder reason quoting file bytes stays one printable line") {

@@ -204,6 +204,9 @@ ImageFileDataset list_file_dataset(const std::string& list_path, const std::stri
     int64_t label = 0;
     if (!parse_nonnegative(label_text, label))
       throw Error(cat(what, ":", n + 1, ": label '", printable(label_text), "' is not a non-negative integer"));
+    if (label > kMaxListLabel)
+      throw Error(cat(what, ":", n + 1, ": label ", label, " is above the limit of ", kMaxListLabel,
+                      " (kMaxListLabel: labels number the classes from 0)"));
     files.push_back({join(root, trim(line.substr(0, split))), label});
     max_label = std::max(max_label, label);
   }

@@ -15,6 +15,9 @@ namespace scpn::data {
 // GLDv2's train.csv (4.1 million lines, about 0.5 GB) stays well inside both.
 inline constexpr int64_t kMaxListFileBytes = int64_t(2) << 30;  // 2 GiB
 inline constexpr int64_t kMaxListLines = 10'000'000;
+// A list file's labels are class numbers 0..max: one class name is kept per number, so a label above this
+// (a corrupt line) is refused instead of allocating billions of classes.
+inline constexpr int64_t kMaxListLabel = 10'000'000;
 
 struct ImageFile {
   std::string path;
