@@ -1,6 +1,6 @@
 // conv2d benchmark: forward and backward (data + filter) time of every convolution shape of a small-stem
 // ResNet-18 at batch 32, f32, through the CPU dispatch slots, against the f32 peak and a same-size GEMM.
-// Usage: bench_conv [--quick] [--batch N] [--workspace MiB]
+// Usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--in-channels C] [--width W] [--image-size S]
 #include <omp.h>
 
 #include <algorithm>
@@ -26,20 +26,25 @@ struct Layer {
   int64_t cin, cout, in_hw, kernel, stride, pad;
 };
 
-// ResNet-18, small-image stem (3x3 stride 1, no max-pool) on 32x32 inputs; basic blocks [2, 2, 2, 2].
-const Layer kLayers[] = {
-    {"conv1 (stem)", 1, 3, 64, 32, 3, 1, 1},
-    {"layer1 3x3", 4, 64, 64, 32, 3, 1, 1},
-    {"layer2.0 3x3/2", 1, 64, 128, 32, 3, 2, 1},
-    {"layer2 3x3", 3, 128, 128, 16, 3, 1, 1},
-    {"layer2.0 1x1/2", 1, 64, 128, 32, 1, 2, 0},
-    {"layer3.0 3x3/2", 1, 128, 256, 16, 3, 2, 1},
-    {"layer3 3x3", 3, 256, 256, 8, 3, 1, 1},
-    {"layer3.0 1x1/2", 1, 128, 256, 16, 1, 2, 0},
-    {"layer4.0 3x3/2", 1, 256, 512, 8, 3, 2, 1},
-    {"layer4 3x3", 3, 512, 512, 4, 3, 1, 1},
-    {"layer4.0 1x1/2", 1, 256, 512, 8, 1, 2, 0},
-};
+// ResNet-18 with the small-image stem (3x3 stride 1, no max-pool), basic blocks [2, 2, 2, 2]: every distinct
+// convolution shape and how many times one forward runs it. The default (3 input channels, width 64, 32x32)
+// is CIFAR's ResNet-18; train_scpn's default model is 1 channel, width 12-16, 28x28.
+std::vector<Layer> resnet18_layers(int64_t in_channels, int64_t width, int64_t hw) {
+  std::vector<Layer> out = {{"conv1 (stem)", 1, in_channels, width, hw, 3, 1, 1},
+                            {"layer1 3x3", 4, width, width, hw, 3, 1, 1}};
+  const char* names[3][3] = {{"layer2.0 3x3/2", "layer2 3x3", "layer2.0 1x1/2"},
+                             {"layer3.0 3x3/2", "layer3 3x3", "layer3.0 1x1/2"},
+                             {"layer4.0 3x3/2", "layer4 3x3", "layer4.0 1x1/2"}};
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t in_hw = hw, out_hw = (hw - 1) / 2 + 1;
+    out.push_back({names[stage][0], 1, width, 2 * width, in_hw, 3, 2, 1});
+    out.push_back({names[stage][1], 3, 2 * width, 2 * width, out_hw, 3, 1, 1});
+    out.push_back({names[stage][2], 1, width, 2 * width, in_hw, 1, 2, 0});
+    width *= 2;
+    hw = out_hw;
+  }
+  return out;
+}
 
 struct Peak {
   int cores = 0;
@@ -115,6 +120,7 @@ int main(int argc, char** argv) {
   bool quick = false;
   int64_t batch = 32;
   int64_t workspace_mib = 0;
+  int64_t in_channels = 3, width = 64, image_size = 32;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
@@ -122,16 +128,23 @@ int main(int argc, char** argv) {
       batch = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--workspace") == 0 && i + 1 < argc) {
       workspace_mib = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--in-channels") == 0 && i + 1 < argc) {
+      in_channels = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--width") == 0 && i + 1 < argc) {
+      width = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
+      image_size = std::stoll(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB]\n");
+      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--in-channels C] [--width W] [--image-size S]\n");
       return 2;
     }
   }
   const int reps = quick ? 3 : 7;
   const Peak peak = estimate_peak();
-  std::printf("bench_conv: ResNet-18 (small-image stem) convolutions, batch %lld, f32, CPU; median of %d timed runs "
-              "after 1 s of warm-up and 2 untimed runs per figure\n",
-              (long long)batch, reps);
+  std::printf("bench_conv: ResNet-18 (small-image stem) convolutions, %lld input channels, width %lld, %lldx%lld, "
+              "batch %lld, f32, CPU; median of %d timed runs after 1 s of warm-up and 2 untimed runs per figure\n",
+              (long long)in_channels, (long long)width, (long long)image_size, (long long)image_size, (long long)batch,
+              reps);
   std::printf("estimated f32 peak: %.1f GFLOP/s = %s\n", peak.gflops, peak.how.c_str());
   std::printf("GEMM in the dispatch slot: %s; OpenMP threads: %d; workspace limit: %s\n", gemm_name(),
               omp_get_max_threads(), workspace_mib > 0 ? cat(workspace_mib, " MiB").c_str() : "backend default");
@@ -159,7 +172,7 @@ int main(int argc, char** argv) {
       kernels().conv2d_forward.on(kCPU)(ctx, DType::f32, p, x.data(), w.data(), nullptr, y.data());
   }
   double total_ms = 0, total_flop = 0, total_3x3_ms = 0, total_3x3_flop = 0;
-  for (const Layer& L : kLayers) {
+  for (const Layer& L : resnet18_layers(in_channels, width, image_size)) {
     Conv2dParams p;
     p.N = batch, p.C = L.cin, p.H = L.in_hw, p.W = L.in_hw, p.K = L.cout, p.R = L.kernel, p.S = L.kernel;
     p.stride_h = p.stride_w = L.stride;

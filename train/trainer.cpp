@@ -18,6 +18,7 @@
 #include "train/checkpointer.h"
 #include "train/data_parallel.h"
 #include "train/data/loader.h"
+#include "train/scpn/recipe.h"
 #include "train/eval/model_source.h"
 #include "train/experiment_data.h"
 #include "train/run_folder.h"
@@ -87,14 +88,7 @@ struct Trainer::State {
 };
 
 void Trainer::State::setup_model() {
-  models::ResNetConfig mc = models::ResNetConfig::named(to_string(cfg.arch));
-  mc.stem = cfg.stem;
-  mc.in_channels = data->channels;
-  mc.base_width = cfg.base_width;
-  mc.feature_dim = cfg.feature_dim;
-  mc.num_classes = data->train_set->num_classes();
-  mc.granularity = cfg.granularity;
-  if (cfg.bn_stats == models::BnStatsMode::own && cfg.mode != TrainMode::parent) mc.bn_capacities = cfg.capacities;
+  const models::ResNetConfig mc = model_config(cfg, data->channels, data->train_set->num_classes());
   Generator init(cfg.seed);
   model = std::make_unique<models::ResNet>(mc, init);
   if (!opt.init_checkpoint.empty()) {
@@ -117,10 +111,7 @@ void Trainer::State::setup_model() {
   // replaces. Initialising on the host and moving gives every device the same starting weights.
   model->to(device);
 
-  SgdOptions decay{.momentum = cfg.momentum, .weight_decay = cfg.weight_decay};
-  SgdOptions no_decay{.momentum = cfg.momentum, .weight_decay = 0};
-  optimizer = std::make_unique<SGD>(
-      std::vector<SgdGroup>{{model->decay_parameters(), decay, 1.0}, {model->no_decay_parameters(), no_decay, 1.0}}, cfg.lr);
+  optimizer = make_optimizer(cfg, *model);
   if (cfg.schedule == LrSchedule::multistep) {
     scheduler = std::make_unique<LrScheduler>(*optimizer, MultiStepOptions{cfg.lr, cfg.milestones, cfg.lr_gamma});
   } else {
@@ -134,16 +125,7 @@ void Trainer::State::setup_model() {
     scheduler = std::make_unique<LrScheduler>(*optimizer, c);
   }
 
-  StepOptions so;
-  so.mode = cfg.mode;
-  so.capacities = cfg.mode == TrainMode::parent ? std::vector<double>{} : cfg.capacities;
-  so.extra_random_capacities = cfg.extra_random_capacities;
-  so.bn_stats = cfg.bn_stats;
-  so.task_clip_norm = cfg.task_clip_norm;
-  so.clip_norm = cfg.clip_norm;
-  so.label_smoothing = cfg.label_smoothing;
-  so.compact_subnets = cfg.compact_subnets;
-  so.integration = cfg.integration;
+  StepOptions so = step_options(cfg);
   so.throw_on_non_finite = false;
   step = std::make_unique<ScpnStep>(*model, *optimizer, so, cfg.seed);
   guard = std::make_unique<StepGuard>(*model, *step, StepGuardOptions{cfg.non_finite, cfg.max_skipped_steps, cfg.inject_nan_step});
