@@ -1,6 +1,6 @@
 // conv2d benchmark: forward and backward (data + filter) time of every convolution shape of a small-stem
 // ResNet-18 at batch 32, f32, through the CPU dispatch slots, against the f32 peak and a same-size GEMM.
-// Usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--in-channels C] [--width W] [--image-size S]
+// Usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] [--width W] [--image-size S]
 #include <omp.h>
 
 #include <algorithm>
@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   int64_t batch = 32;
   int64_t workspace_mib = 0;
   int64_t in_channels = 3, width = 64, image_size = 32;
+  std::string only;  // --layer: only the layers whose name contains this
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
@@ -128,6 +129,8 @@ int main(int argc, char** argv) {
       batch = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--workspace") == 0 && i + 1 < argc) {
       workspace_mib = std::stoll(argv[++i]);
+    } else if (std::strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
+      only = argv[++i];
     } else if (std::strcmp(argv[i], "--in-channels") == 0 && i + 1 < argc) {
       in_channels = std::stoll(argv[++i]);
     } else if (std::strcmp(argv[i], "--width") == 0 && i + 1 < argc) {
@@ -135,7 +138,7 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
       image_size = std::stoll(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--in-channels C] [--width W] [--image-size S]\n");
+      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] [--width W] [--image-size S]\n");
       return 2;
     }
   }
@@ -173,6 +176,7 @@ int main(int argc, char** argv) {
   }
   double total_ms = 0, total_flop = 0, total_3x3_ms = 0, total_3x3_flop = 0;
   for (const Layer& L : resnet18_layers(in_channels, width, image_size)) {
+    if (!only.empty() && std::string(L.name).find(only) == std::string::npos) continue;
     Conv2dParams p;
     p.N = batch, p.C = L.cin, p.H = L.in_hw, p.W = L.in_hw, p.K = L.cout, p.R = L.kernel, p.S = L.kernel;
     p.stride_h = p.stride_w = L.stride;

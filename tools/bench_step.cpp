@@ -113,6 +113,7 @@ int main(int argc, char** argv) try {
   }
 
   train::StepTimings sum;
+  std::vector<double> step_ms;
   // On a GPU each step ends with a device synchronisation, so the total covers the device's work; a phase's
   // figure is the host's view of it (launch time, plus waiting where the step reads a value back).
   for (int64_t s = 1; s <= steps; ++s) {
@@ -120,6 +121,7 @@ int main(int argc, char** argv) try {
     train::StepTimings t = step.run(x, y, s).timings;
     synchronize(device);
     t.total_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    step_ms.push_back(t.total_ms);
     if (sum.subnet_forward_ms.empty()) {
       sum.subnet_forward_ms.assign(t.subnet_forward_ms.size(), 0);
       sum.subnet_backward_ms.assign(t.subnet_backward_ms.size(), 0);
@@ -157,7 +159,9 @@ int main(int argc, char** argv) try {
   std::printf("%-24s %10.1f %10.1f\n", "parent", sum.parent_forward_ms, sum.parent_backward_ms);
   std::printf("%-24s %10.1f\n%-24s %10.1f\n%-24s %10.1f\n", "integration", sum.integration_ms, "clip + optimizer",
               sum.optimizer_ms, "step total", sum.total_ms);
-  std::printf("images/s: %.1f\n", double(cfg.batch_size) * 1000.0 / sum.total_ms);
+  std::printf("each step's ms:");
+  for (double ms : step_ms) std::printf(" %.0f", ms);
+  std::printf("\nimages/s: %.1f\n", double(cfg.batch_size) * 1000.0 / sum.total_ms);
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_step: error: %s\n", e.what());

@@ -1,9 +1,11 @@
-// CPU conv2d: im2col + GEMM with the GEMM the context carries (ours or OpenBLAS, as registered), and a
-// copy-free per-image GEMM for wide 1x1 stride-1 unpadded convolutions.
+// CPU conv2d: im2col + GEMM with the GEMM the context carries (ours or OpenBLAS, as registered), a
+// copy-free per-image GEMM for wide 1x1 stride-1 unpadded convolutions, and the direct kernel of
+// kernels/cpu/conv2d_direct.h for 3x3 stride-1 convolutions of narrow images (forward and backward data).
 #include <algorithm>
 #include <memory>
 
 #include "kernels/conv2d.h"
+#include "kernels/cpu/conv2d_direct.h"
 #include "kernels/cpu/dtype_switch.h"
 #include "kernels/gemm.h"
 
@@ -303,6 +305,7 @@ void backward_bias_impl(const Conv2dParams& p, const T* dy, T* db) {
 
 void conv2d_forward(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* x, const void* w,
                     const void* bias, void* y) {
+  if (p.N > 0 && conv2d_direct_fits(t, p)) return conv2d_direct_forward(t, p, x, w, bias, y);
   with_float_type(t, "conv2d_forward", [&](auto zero) {
     using T = decltype(zero);
     forward_impl<T>(ctx, t, p, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(bias),
@@ -312,6 +315,7 @@ void conv2d_forward(const ExecContext& ctx, DType t, const Conv2dParams& p, cons
 
 void conv2d_backward_data(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* dy, const void* w,
                           void* dx) {
+  if (p.N > 0 && conv2d_direct_fits(t, p)) return conv2d_direct_backward_data(t, p, dy, w, dx);
   with_float_type(t, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
     backward_data_impl<T>(ctx, t, p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));

@@ -1,0 +1,198 @@
+// Direct 3x3 stride-1 pad-1 convolution (kernels/cpu/conv2d_direct.h).
+//
+// Why: on the narrow images of small-image ResNets (28x28, 14x14, 7x7 with 16-64 channels) im2col + GEMM
+// writes a column matrix nine times the input and reads it back, and with so few output channels each of
+// its elements feeds only 16-64 multiply-adds: the convolution then runs at the speed of memory, not of
+// the FMA units. Here an output row of MR channels lives in MR·NV vector registers for the whole sum over
+// input channels and taps; each tap is an unaligned load of an input row from a zero-padded copy of the
+// image (a few tens of KiB, in L1/L2), broadcast-multiplied by MR weights. Per tap: NV loads, MR weight
+// broadcasts, MR·NV FMAs.
+#include "kernels/cpu/conv2d_direct.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "kernels/cpu/dtype_switch.h"
+
+namespace scpn::cpu {
+namespace {
+
+// The widest vector register this build targets, and how many accumulators fit beside the inputs.
+#if defined(__AVX512F__)
+constexpr int kVectorBytes = 64;
+constexpr int kAccumulators = 16;  // of 32 registers
+#else
+constexpr int kVectorBytes = 32;
+constexpr int kAccumulators = 8;  // of 16 registers
+#endif
+
+template <class T, int Bytes>
+struct VectorOf {
+  typedef T type __attribute__((vector_size(Bytes)));
+};
+
+// The image, the taps and the weights of one direct convolution (3x3, stride 1, padding 1, so the output
+// is H x W). `weight(o, i, tap)` is the weight from input channel i to output channel o at tap r·3 + s.
+struct Geometry {
+  int64_t N, in_channels, out_channels, H, W;
+};
+
+// MR output channels of output row p: out[m][p][0:W] = bias[m] + Σ_i Σ_taps w[i][tap][m] · xp[i][p + r][s:s+W].
+// xp_row points at row p of input channel 0 in the padded image (plane floats per channel, rows Wp apart);
+// wp holds [in_channels][9][MR] weights; out points at the block's first channel, channels PQ apart.
+template <class T, int Bytes, int NV, int MR>
+void output_row(const T* __restrict xp_row, int64_t in_channels, int64_t plane, int64_t Wp, const T* __restrict wp,
+                const T* bias, T* __restrict out, int64_t PQ, int64_t W) {
+  using V = typename VectorOf<T, Bytes>::type;
+  constexpr int L = Bytes / int(sizeof(T));
+  V acc[MR][NV];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[m][v] = V{} + (bias ? bias[m] : T(0));
+  for (int64_t i = 0; i < in_channels; ++i) {
+    const T* xi = xp_row + i * plane;
+    const T* wi = wp + i * 9 * MR;
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+      for (int s = 0; s < 3; ++s) {
+        V x[NV];
+#pragma GCC unroll 2
+        for (int v = 0; v < NV; ++v) std::memcpy(&x[v], xi + r * Wp + s + v * L, sizeof(V));  // unaligned load
+        const T* w = wi + (r * 3 + s) * MR;
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+          for (int v = 0; v < NV; ++v) acc[m][v] += w[m] * x[v];  // scalar · vector: a broadcast FMA
+      }
+  }
+  for (int m = 0; m < MR; ++m)
+    for (int v = 0; v < NV; ++v) {
+      T* dst = out + m * PQ + v * L;
+      const int64_t n = std::min<int64_t>(L, W - v * L);
+      if (n == L) {
+        std::memcpy(dst, &acc[m][v], sizeof(V));
+      } else if (n > 0) {
+        alignas(64) T lanes[L];
+        std::memcpy(lanes, &acc[m][v], sizeof(V));
+        std::copy_n(lanes, n, dst);
+      }
+    }
+}
+
+// Output channels in blocks of MR (then MR/2, ... for the remainder), each with its packed weights.
+struct Block {
+  int64_t first, size, weights;  // first output channel, channels, offset of its weights in the packed array
+};
+
+template <class T, int MR, class WeightFn>
+std::vector<Block> pack_weights(const Geometry& g, WeightFn weight, std::vector<T>& packed) {
+  std::vector<Block> blocks;
+  packed.resize(size_t(g.out_channels * g.in_channels * 9));
+  int64_t o = 0, offset = 0;
+  for (int64_t size = MR; size >= 1; size /= 2)
+    for (; g.out_channels - o >= size; o += size) {
+      blocks.push_back({o, size, offset});
+      for (int64_t i = 0; i < g.in_channels; ++i)
+        for (int tap = 0; tap < 9; ++tap)
+          for (int64_t m = 0; m < size; ++m) packed[size_t(offset++)] = weight(o + m, i, tap);
+    }
+  return blocks;
+}
+
+template <class T, int Bytes, int NV, int MR>
+void run_block(int64_t size, const T* xp_row, int64_t in_channels, int64_t plane, int64_t Wp, const T* wp,
+               const T* bias, T* out, int64_t PQ, int64_t W) {
+  // One instantiation per power-of-two block size: the accumulators must be compile-time many.
+  if constexpr (MR > 1) {
+    if (size < MR) return run_block<T, Bytes, NV, MR / 2>(size, xp_row, in_channels, plane, Wp, wp, bias, out, PQ, W);
+  }
+  output_row<T, Bytes, NV, MR>(xp_row, in_channels, plane, Wp, wp, bias, out, PQ, W);
+}
+
+template <class T, int Bytes, int NV, class WeightFn>
+void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
+  constexpr int L = Bytes / int(sizeof(T));
+  constexpr int MR = kAccumulators / NV;
+  std::vector<T> packed;
+  const std::vector<Block> blocks = pack_weights<T, MR>(g, weight, packed);
+  // The padded image: one zero row above and below, one zero column on the left, and zeros to the right
+  // up to the last lane the row's vectors load (NV·L + 2 columns).
+  const int64_t Hp = g.H + 2, Wp = int64_t(NV) * L + 2, plane = Hp * Wp, HW = g.H * g.W;
+#pragma omp parallel
+  {
+    std::vector<T> xp(size_t(g.in_channels * plane), T(0));  // borders stay zero: only the interior is rewritten
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t n = 0; n < g.N; ++n) {
+      for (int64_t i = 0; i < g.in_channels; ++i)
+        for (int64_t h = 0; h < g.H; ++h)
+          std::copy_n(in + (n * g.in_channels + i) * HW + h * g.W, g.W, xp.data() + i * plane + (h + 1) * Wp + 1);
+      for (const Block& b : blocks) {
+        T* out_block = out + (n * g.out_channels + b.first) * HW;
+        const T* bias_block = bias ? bias + b.first : nullptr;
+        for (int64_t p = 0; p < g.H; ++p)
+          run_block<T, Bytes, NV, MR>(b.size, xp.data() + p * Wp, g.in_channels, plane, Wp, packed.data() + b.weights,
+                                      bias_block, out_block + p * g.W, HW, g.W);
+      }
+    }
+  }
+}
+
+// The narrowest vector configuration holding a row of W values: half a register, one, or two.
+template <class T, class WeightFn>
+void dispatch(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
+  constexpr int L = kVectorBytes / int(sizeof(T));
+  if (g.W * 2 <= L) direct<T, kVectorBytes / 2, 1>(g, in, weight, bias, out);
+  else if (g.W <= L) direct<T, kVectorBytes, 1>(g, in, weight, bias, out);
+  else direct<T, kVectorBytes, 2>(g, in, weight, bias, out);
+}
+
+// Lanes of the configuration dispatch picks for a row of W values of `bytes` each.
+int64_t lanes_for(int64_t W, int64_t bytes) {
+  const int64_t L = kVectorBytes / bytes;
+  if (W * 2 <= L) return L / 2;
+  if (W <= L) return L;
+  return 2 * L;
+}
+
+}  // namespace
+
+bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
+  if (t != DType::f32 && t != DType::f64) return false;
+  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.pad_h != 1 || p.pad_w != 1 || p.groups != 1)
+    return false;
+  const int64_t bytes = t == DType::f32 ? 4 : 8;
+  if (p.W > 2 * kVectorBytes / bytes) return false;
+  // Rows filling under 60% of their lanes (a 4x4 image in 8 lanes) run faster through im2col + GEMM.
+  return p.W * 10 >= lanes_for(p.W, bytes) * 6;
+}
+
+void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y) {
+  with_float_type(t, "conv2d_direct_forward", [&](auto zero) {
+    using T = decltype(zero);
+    const Geometry g{p.N, p.C, p.K, p.H, p.W};
+    const T* weights = static_cast<const T*>(w);
+    const int64_t C = p.C;
+    dispatch<T>(g, static_cast<const T*>(x), [=](int64_t o, int64_t i, int tap) { return weights[(o * C + i) * 9 + tap]; },
+                static_cast<const T*>(bias), static_cast<T*>(y));
+  });
+}
+
+// dx = the convolution of dy with the weights transposed (input and output channels swapped) and rotated
+// by 180 degrees: dx[c][h][w] = Σ_k Σ_{r,s} dy[k][h + 1 − r][w + 1 − s] · w[k][c][r][s], a 3x3 pad-1 stride-1
+// convolution with tap (r', s') = (2 − r, 2 − s).
+void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy, const void* w, void* dx) {
+  with_float_type(t, "conv2d_direct_backward_data", [&](auto zero) {
+    using T = decltype(zero);
+    const Geometry g{p.N, p.K, p.C, p.H, p.W};
+    const T* weights = static_cast<const T*>(w);
+    const int64_t C = p.C;
+    dispatch<T>(g, static_cast<const T*>(dy),
+                [=](int64_t c, int64_t k, int tap) { return weights[(k * C + c) * 9 + (8 - tap)]; }, nullptr,
+                static_cast<T*>(dx));
+  });
+}
+
+}  // namespace scpn::cpu
