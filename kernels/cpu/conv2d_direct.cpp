@@ -157,6 +157,115 @@ int64_t lanes_for(int64_t W, int64_t bytes) {
   return 2 * L;
 }
 
+// ---- backward filter --------------------------------------------------------------------------------
+//
+// dw[k][c][r][s] = Σ_n Σ_p Σ_q dy[n][k][p][q] · xp[n][c][p + r][q + s]. For MK filters and one input
+// channel, the 9·MK sums are vector accumulators along q, reduced across lanes once per group of images;
+// per row, MK·NV loads of dy and 9·NV of x feed 9·MK·NV FMAs.
+
+#if defined(__AVX512F__)
+constexpr int kFilterBlock = 3;  // 27 accumulators of 32 registers
+#else
+constexpr int kFilterBlock = 1;  // 9 of 16
+#endif
+
+template <class T, int Bytes, int NV, int MK>
+void filter_sums(const T* xp, const T* dyp, int64_t images, int64_t C, int64_t K, int64_t H, int64_t plane, int64_t Wp,
+                 int64_t row_len, int64_t k0, int64_t c, T* partial) {
+  using V = typename VectorOf<T, Bytes>::type;
+  constexpr int L = Bytes / int(sizeof(T));
+  const int64_t dy_plane = H * row_len;
+  V acc[MK][9];
+#pragma GCC unroll 3
+  for (int m = 0; m < MK; ++m)
+#pragma GCC unroll 9
+    for (int tap = 0; tap < 9; ++tap) acc[m][tap] = V{};
+  for (int64_t n = 0; n < images; ++n) {
+    const T* xc = xp + (n * C + c) * plane;
+    const T* dk = dyp + (n * K + k0) * dy_plane;
+    for (int64_t p = 0; p < H; ++p)
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) {
+        V d[MK];
+#pragma GCC unroll 3
+        for (int m = 0; m < MK; ++m) std::memcpy(&d[m], dk + m * dy_plane + p * row_len + v * L, sizeof(V));
+#pragma GCC unroll 3
+        for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+          for (int s = 0; s < 3; ++s) {
+            V x;
+            std::memcpy(&x, xc + (p + r) * Wp + s + v * L, sizeof(V));
+#pragma GCC unroll 3
+            for (int m = 0; m < MK; ++m) acc[m][r * 3 + s] += d[m] * x;
+          }
+      }
+  }
+  for (int m = 0; m < MK; ++m)
+    for (int tap = 0; tap < 9; ++tap) {
+      T lanes[L];
+      std::memcpy(lanes, &acc[m][tap], sizeof(V));
+      T sum = 0;
+      for (int e = 0; e < L; ++e) sum += lanes[e];
+      partial[((k0 + m) * C + c) * 9 + tap] = sum;
+    }
+}
+
+template <class T, int Bytes, int NV, int MK>
+void filter_block(int64_t size, const T* xp, const T* dyp, int64_t images, int64_t C, int64_t K, int64_t H, int64_t plane,
+                  int64_t Wp, int64_t row_len, int64_t k0, int64_t c, T* partial) {
+  if constexpr (MK > 1) {
+    if (size < MK)
+      return filter_block<T, Bytes, NV, MK - 1>(size, xp, dyp, images, C, K, H, plane, Wp, row_len, k0, c, partial);
+  }
+  filter_sums<T, Bytes, NV, MK>(xp, dyp, images, C, K, H, plane, Wp, row_len, k0, c, partial);
+}
+
+// Images per group: the group's padded x and dy stay in L2 (~256 KiB), and there are at least 8 groups
+// to share out. A function of the shape only, so the sums (one partial per group, added in group order)
+// are the same whatever the number of threads.
+int64_t images_per_group(int64_t N, int64_t per_image_bytes) {
+  const int64_t fit = std::max<int64_t>(1, (int64_t(256) << 10) / std::max<int64_t>(per_image_bytes, 1));
+  return std::clamp<int64_t>(fit, 1, std::max<int64_t>(1, N / 8));
+}
+
+template <class T, int Bytes, int NV>
+void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  constexpr int L = Bytes / int(sizeof(T));
+  const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, HW = H * W;
+  const int64_t Hp = H + 2, Wp = int64_t(NV) * L + 2, plane = Hp * Wp, row_len = int64_t(NV) * L;
+  const int64_t x_image = C * plane, dy_image = K * H * row_len, weights = K * C * 9;
+  const int64_t group = images_per_group(N, (x_image + dy_image) * int64_t(sizeof(T)));
+  const int64_t groups = (N + group - 1) / group;
+  std::vector<T> partials(size_t(groups * weights));
+#pragma omp parallel
+  {
+    std::vector<T> xp(size_t(group * x_image), T(0)), dyp(size_t(group * dy_image), T(0));  // borders stay zero
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t gi = 0; gi < groups; ++gi) {
+      const int64_t n0 = gi * group, images = std::min(group, N - n0);
+      for (int64_t n = 0; n < images; ++n) {
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t h = 0; h < H; ++h)
+            std::copy_n(x + ((n0 + n) * C + c) * HW + h * W, W, xp.data() + n * x_image + c * plane + (h + 1) * Wp + 1);
+        for (int64_t k = 0; k < K; ++k)
+          for (int64_t h = 0; h < H; ++h)
+            std::copy_n(dy + ((n0 + n) * K + k) * HW + h * W, W, dyp.data() + n * dy_image + (k * H + h) * row_len);
+      }
+      T* partial = partials.data() + gi * weights;
+      for (int64_t k0 = 0; k0 < K; k0 += kFilterBlock)
+        for (int64_t c = 0; c < C; ++c)
+          filter_block<T, Bytes, NV, kFilterBlock>(std::min<int64_t>(kFilterBlock, K - k0), xp.data(), dyp.data(), images,
+                                                   C, K, H, plane, Wp, row_len, k0, c, partial);
+    }
+#pragma omp for schedule(static)
+    for (int64_t i = 0; i < weights; ++i) {
+      T sum = 0;
+      for (int64_t gi = 0; gi < groups; ++gi) sum += partials[size_t(gi * weights + i)];
+      dw[i] = sum;
+    }
+  }
+}
+
 }  // namespace
 
 bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
@@ -192,6 +301,19 @@ void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy,
     dispatch<T>(g, static_cast<const T*>(dy),
                 [=](int64_t c, int64_t k, int tap) { return weights[(k * C + c) * 9 + (8 - tap)]; }, nullptr,
                 static_cast<T*>(dx));
+  });
+}
+
+void conv2d_direct_backward_filter(DType t, const Conv2dParams& p, const void* x, const void* dy, void* dw) {
+  with_float_type(t, "conv2d_direct_backward_filter", [&](auto zero) {
+    using T = decltype(zero);
+    constexpr int L = kVectorBytes / int(sizeof(T));
+    const T* xs = static_cast<const T*>(x);
+    const T* dys = static_cast<const T*>(dy);
+    T* dws = static_cast<T*>(dw);
+    if (p.W * 2 <= L) direct_filter<T, kVectorBytes / 2, 1>(p, xs, dys, dws);
+    else if (p.W <= L) direct_filter<T, kVectorBytes, 1>(p, xs, dys, dws);
+    else direct_filter<T, kVectorBytes, 2>(p, xs, dys, dws);
   });
 }
 

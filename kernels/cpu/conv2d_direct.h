@@ -1,6 +1,6 @@
 // Direct 3x3 stride-1 pad-1 convolution for narrow NCHW images (an output row fits in two vector
 // registers): no column matrix, each input row is read straight from a zero-padded copy of its image.
-// Used by kernels/cpu/conv2d.cpp for the forward and, through flipped weights, the backward data pass.
+// Used by kernels/cpu/conv2d.cpp for the forward and both backward passes.
 #pragma once
 #include "kernels/conv2d.h"
 
@@ -13,5 +13,7 @@ bool conv2d_direct_fits(DType t, const Conv2dParams& p);
 // The contracts of Conv2dForwardFn and Conv2dBackwardDataFn (kernels/conv2d.h) for the shapes above.
 void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y);
 void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy, const void* w, void* dx);
+// Conv2dBackwardFilterFn's contract. Deterministic: the sums do not depend on the number of threads.
+void conv2d_direct_backward_filter(DType t, const Conv2dParams& p, const void* x, const void* dy, void* dw);
 
 }  // namespace scpn::cpu
