@@ -17,6 +17,61 @@ inline T* channel_row(T* base, const BatchNormShape& s, int64_t n, int64_t c) {
   return base + (n * s.c + c) * s.hw;
 }
 
+// Row sums in double with kLanes independent partial sums, added in a fixed order at the end: the same
+// result on every run, and the compiler can keep the partial sums in vector registers (one running sum
+// is a chain of dependent additions, one element per add latency).
+constexpr int kLanes = 8;
+
+inline double add_lanes(const double (&acc)[kLanes]) {
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+// Σ row[i]
+template <class T>
+double row_sum(const T* row, int64_t hw) {
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= hw; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += double(row[i + l]);
+  for (int l = 0; i < hw; ++i, ++l) acc[l] += double(row[i]);
+  return add_lanes(acc);
+}
+
+// Σ (row[i] − mean)²
+template <class T>
+double row_squared_deviations(const T* row, int64_t hw, double mean) {
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= hw; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double d = double(row[i + l]) - mean;
+      acc[l] += d * d;
+    }
+  for (int l = 0; i < hw; ++i, ++l) {
+    const double d = double(row[i]) - mean;
+    acc[l] += d * d;
+  }
+  return add_lanes(acc);
+}
+
+// Σ g[i] and Σ g[i]·(x[i] − mean), added to sum_g and sum_g_xmu.
+template <class T>
+void row_gradient_sums(const T* g, const T* x, int64_t hw, double mean, double& sum_g, double& sum_g_xmu) {
+  double a[kLanes] = {}, b[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= hw; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      a[l] += double(g[i + l]);
+      b[l] += double(g[i + l]) * (double(x[i + l]) - mean);
+    }
+  for (int l = 0; i < hw; ++i, ++l) {
+    a[l] += double(g[i]);
+    b[l] += double(g[i]) * (double(x[i]) - mean);
+  }
+  sum_g += add_lanes(a);
+  sum_g_xmu += add_lanes(b);
+}
+
 }  // namespace
 
 void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape& s, double eps, double momentum,
@@ -36,19 +91,10 @@ void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape&
 #pragma omp parallel for if (s.n * s.c * s.hw > kParallelGrain)
     for (int64_t c = 0; c < s.c; ++c) {
       double sum = 0;
-      for (int64_t n = 0; n < s.n; ++n) {
-        const T* row = channel_row(xs, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i) sum += double(row[i]);
-      }
+      for (int64_t n = 0; n < s.n; ++n) sum += row_sum(channel_row(xs, s, n, c), s.hw);
       const double mean = sum / double(m);
       double squares = 0;
-      for (int64_t n = 0; n < s.n; ++n) {
-        const T* row = channel_row(xs, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i) {
-          double d = double(row[i]) - mean;
-          squares += d * d;
-        }
-      }
+      for (int64_t n = 0; n < s.n; ++n) squares += row_squared_deviations(channel_row(xs, s, n, c), s.hw, mean);
       const double var = squares / double(m);
       const double invstd = 1.0 / std::sqrt(var + eps);
       sm[c] = T(mean);
@@ -125,14 +171,8 @@ void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, b
       const double invstd_c = double(is[c]);
       double sum_g = 0, sum_g_xmu = 0;  // Σg and Σg·(x - mean)
       if (need_sums) {
-        for (int64_t n = 0; n < s.n; ++n) {
-          const T* xr = channel_row(xs, s, n, c);
-          const T* gr = channel_row(gy, s, n, c);
-          for (int64_t i = 0; i < s.hw; ++i) {
-            sum_g += double(gr[i]);
-            sum_g_xmu += double(gr[i]) * (double(xr[i]) - mean_c);
-          }
-        }
+        for (int64_t n = 0; n < s.n; ++n)
+          row_gradient_sums(channel_row(gy, s, n, c), channel_row(xs, s, n, c), s.hw, mean_c, sum_g, sum_g_xmu);
       }
       if (gb) gb[c] = T(sum_g);
       if (gw) gw[c] = T(sum_g_xmu * invstd_c);  // Σ g·xhat
