@@ -1,6 +1,7 @@
 // CPU elementwise kernels: fill, cast, random, unary, broadcast binary, where, axpy.
 #include "kernels/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -77,9 +78,42 @@ void unary(const ExecContext&, UnaryOp op, DType t, int64_t n, const void* x, do
   });
 }
 
-// Walks the output in row-major order; the innermost dimension is a tight loop with fixed strides.
-void binary(const ExecContext&, BinaryOp op, DType t, const BroadcastLayout& L, const void* a, const void* b,
+namespace {
+
+// Adjacent dimensions both operands step through contiguously (or both broadcast) merge into one: two
+// same-shape NCHW tensors become one long row instead of N·C·H rows of W values.
+BroadcastLayout merge_contiguous_dims(const BroadcastLayout& L) {
+  if (L.ndim <= 1) return L;
+  BroadcastLayout m;  // built innermost first, reversed at the end
+  m.ndim = 1;
+  m.shape[0] = L.shape[L.ndim - 1];
+  m.a_stride[0] = L.a_stride[L.ndim - 1];
+  m.b_stride[0] = L.b_stride[L.ndim - 1];
+  for (int d = L.ndim - 2; d >= 0; --d) {
+    const int k = m.ndim - 1;
+    if (L.a_stride[d] == m.a_stride[k] * m.shape[k] && L.b_stride[d] == m.b_stride[k] * m.shape[k]) {
+      m.shape[k] *= L.shape[d];
+    } else {
+      m.shape[m.ndim] = L.shape[d];
+      m.a_stride[m.ndim] = L.a_stride[d];
+      m.b_stride[m.ndim] = L.b_stride[d];
+      ++m.ndim;
+    }
+  }
+  std::reverse(m.shape, m.shape + m.ndim);
+  std::reverse(m.a_stride, m.a_stride + m.ndim);
+  std::reverse(m.b_stride, m.b_stride + m.ndim);
+  return m;
+}
+
+}  // namespace
+
+// Walks the output in row-major order; the innermost dimension is a tight loop with fixed strides, cut
+// into pieces of kPiece values so that one long row is still shared between threads.
+void binary(const ExecContext&, BinaryOp op, DType t, const BroadcastLayout& layout, const void* a, const void* b,
             void* out) {
+  constexpr int64_t kPiece = 8192;
+  const BroadcastLayout L = merge_contiguous_dims(layout);
   with_float_type(t, "binary", [&](auto zero) {
     using T = decltype(zero);
     const T* pa = static_cast<const T*>(a);
@@ -90,8 +124,11 @@ void binary(const ExecContext&, BinaryOp op, DType t, const BroadcastLayout& L, 
     int64_t sa = nd ? L.a_stride[nd - 1] : 0, sb = nd ? L.b_stride[nd - 1] : 0;
     int64_t rows = 1;
     for (int d = 0; d + 1 < nd; ++d) rows *= L.shape[d];
+    const int64_t pieces = std::max<int64_t>(1, inner / kPiece);
 #pragma omp parallel for if (rows * inner > kParallelGrain)
-    for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t task = 0; task < rows * pieces; ++task) {
+      const int64_t r = task / pieces, piece = task % pieces;
+      const int64_t begin = inner * piece / pieces, end = inner * (piece + 1) / pieces;
       int64_t oa = 0, ob = 0, rem = r;
       for (int d = nd - 2; d >= 0; --d) {
         int64_t idx = rem % L.shape[d];
@@ -103,11 +140,11 @@ void binary(const ExecContext&, BinaryOp op, DType t, const BroadcastLayout& L, 
       const T* ra = pa + oa;
       const T* rb = pb + ob;
       if (sa == 1 && sb == 1 && op == BinaryOp::add) {
-        for (int64_t i = 0; i < inner; ++i) o[i] = ra[i] + rb[i];
+        for (int64_t i = begin; i < end; ++i) o[i] = ra[i] + rb[i];
       } else if (sa == 1 && sb == 1 && op == BinaryOp::mul) {
-        for (int64_t i = 0; i < inner; ++i) o[i] = ra[i] * rb[i];
+        for (int64_t i = begin; i < end; ++i) o[i] = ra[i] * rb[i];
       } else {
-        for (int64_t i = 0; i < inner; ++i) o[i] = binary_value(op, ra[i * sa], rb[i * sb]);
+        for (int64_t i = begin; i < end; ++i) o[i] = binary_value(op, ra[i * sa], rb[i * sb]);
       }
     }
   });
