@@ -324,7 +324,7 @@ void conv2d_backward_data(const ExecContext& ctx, DType t, const Conv2dParams& p
 
 void conv2d_backward_filter(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* dy, const void* x,
                             void* dw) {
-  if (p.N > 0 && conv2d_direct_fits(t, p)) return conv2d_direct_backward_filter(t, p, x, dy, dw);
+  if (p.N > 0 && conv2d_direct_filter_fits(t, p)) return conv2d_direct_backward_filter(t, p, x, dy, dw);
   with_float_type(t, "conv2d_backward_filter", [&](auto zero) {
     using T = decltype(zero);
     backward_filter_impl<T>(ctx, t, p, static_cast<const T*>(dy), static_cast<const T*>(x), static_cast<T*>(dw));

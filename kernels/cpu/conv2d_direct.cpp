@@ -38,40 +38,88 @@ struct Geometry {
   int64_t N, in_channels, out_channels, H, W;
 };
 
-// MR output channels of output row p: out[m][p][0:W] = bias[m] + Σ_i Σ_taps w[i][tap][m] · xp[i][p + r][s:s+W].
-// xp_row points at row p of input channel 0 in the padded image (plane floats per channel, rows Wp apart);
+// Where the kernels find their input vectors. The output of an image is cut into `rows` rows of
+// `row_values` values, each held in NV vectors of L lanes; the input vectors of tap t for output row p of
+// channel i start at  scratch + i·plane + p·row_step + taps[t].
+//   row layout: the image zero-padded (one row above and below, one column left, zeros right up to the
+//     last lane loaded): rows = H, row_values = W, row_step = Wp = NV·L + 2, taps[r·3 + s] = r·Wp + s;
+//   image layout, for images of at most L pixels (4x4 in 16 lanes): one row per image, its nine shifted
+//     copies one after the other: rows = 1, row_values = H·W, row_step = 0, taps[t] = t·L.
+struct Layout {
+  bool whole_image = false;
+  int64_t H = 0, W = 0, rows = 0, row_values = 0, plane = 0, row_step = 0, row_len = 0;
+  int64_t taps[9] = {};
+};
+
+Layout make_layout(int64_t H, int64_t W, int64_t lanes, int nv) {
+  Layout l;
+  l.H = H, l.W = W, l.row_len = nv * lanes;
+  l.whole_image = W * H <= lanes && H > 1;
+  if (l.whole_image) {
+    l.rows = 1, l.row_values = H * W, l.plane = 9 * lanes, l.row_step = 0;
+    for (int t = 0; t < 9; ++t) l.taps[t] = t * lanes;
+  } else {
+    const int64_t Wp = nv * lanes + 2;
+    l.rows = H, l.row_values = W, l.plane = (H + 2) * Wp, l.row_step = Wp;
+    for (int t = 0; t < 9; ++t) l.taps[t] = (t / 3) * Wp + t % 3;
+  }
+  return l;
+}
+
+// One channel plane [H, W] into its scratch plane, which holds zeros wherever this never writes.
+template <class T>
+void fill_plane(const Layout& l, const T* src, T* dst) {
+  if (!l.whole_image) {
+    for (int64_t h = 0; h < l.H; ++h) std::copy_n(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
+    return;
+  }
+  for (int t = 0; t < 9; ++t) {
+    const int64_t dr = t / 3 - 1, ds = t % 3 - 1;
+    T* out = dst + l.taps[t];
+    for (int64_t h = 0; h < l.H; ++h)
+      for (int64_t w = 0; w < l.W; ++w) {
+        const int64_t sh = h + dr, sw = w + ds;
+        out[h * l.W + w] = sh >= 0 && sh < l.H && sw >= 0 && sw < l.W ? src[sh * l.W + sw] : T(0);
+      }
+  }
+}
+
+// MR output channels of one output row: out[m][0:row_values] = bias[m] + Σ_i Σ_t w[i][t][m] · x(i, t),
+// x(i, t) the NV input vectors of tap t (see Layout) read from `row`, the row's place in channel 0.
 // wp holds [in_channels][9][MR] weights; out points at the block's first channel, channels PQ apart.
-template <class T, int Bytes, int NV, int MR>
-void output_row(const T* __restrict xp_row, int64_t in_channels, int64_t plane, int64_t Wp, const T* __restrict wp,
-                const T* bias, T* __restrict out, int64_t PQ, int64_t W) {
+// The tap offsets are spelled out from the layout (Whole: the image layout) rather than read from
+// Layout::taps, so that they fold into the loads' addresses: read from memory they cost one load per tap.
+template <class T, int Bytes, int NV, int MR, bool Whole>
+void output_row(const T* __restrict row, const Layout& l, int64_t in_channels, const T* __restrict wp,
+                const T* bias, T* __restrict out, int64_t PQ) {
   using V = typename VectorOf<T, Bytes>::type;
   constexpr int L = Bytes / int(sizeof(T));
+  const int64_t plane = l.plane, row_step = l.row_step, row_values = l.row_values;
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) acc[m][v] = V{} + (bias ? bias[m] : T(0));
   for (int64_t i = 0; i < in_channels; ++i) {
-    const T* xi = xp_row + i * plane;
+    const T* xi = row + i * plane;
     const T* wi = wp + i * 9 * MR;
-#pragma GCC unroll 3
-    for (int r = 0; r < 3; ++r)
-#pragma GCC unroll 3
-      for (int s = 0; s < 3; ++s) {
-        V x[NV];
+#pragma GCC unroll 9
+    for (int t = 0; t < 9; ++t) {
+      const T* tap = xi + (Whole ? t * L : (t / 3) * row_step + t % 3);
+      V x[NV];
 #pragma GCC unroll 2
-        for (int v = 0; v < NV; ++v) std::memcpy(&x[v], xi + r * Wp + s + v * L, sizeof(V));  // unaligned load
-        const T* w = wi + (r * 3 + s) * MR;
+      for (int v = 0; v < NV; ++v) std::memcpy(&x[v], tap + v * L, sizeof(V));  // unaligned load
+      const T* w = wi + t * MR;
 #pragma GCC unroll 16
-        for (int m = 0; m < MR; ++m)
+      for (int m = 0; m < MR; ++m)
 #pragma GCC unroll 2
-          for (int v = 0; v < NV; ++v) acc[m][v] += w[m] * x[v];  // scalar · vector: a broadcast FMA
-      }
+        for (int v = 0; v < NV; ++v) acc[m][v] += w[m] * x[v];  // scalar · vector: a broadcast FMA
+    }
   }
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) {
       T* dst = out + m * PQ + v * L;
-      const int64_t n = std::min<int64_t>(L, W - v * L);
+      const int64_t n = std::min<int64_t>(L, row_values - v * L);
       if (n == L) {
         std::memcpy(dst, &acc[m][v], sizeof(V));
       } else if (n > 0) {
@@ -103,58 +151,62 @@ std::vector<Block> pack_weights(const Geometry& g, WeightFn weight, std::vector<
 }
 
 template <class T, int Bytes, int NV, int MR>
-void run_block(int64_t size, const T* xp_row, int64_t in_channels, int64_t plane, int64_t Wp, const T* wp,
-               const T* bias, T* out, int64_t PQ, int64_t W) {
+void run_block(int64_t size, const T* row, const Layout& l, int64_t in_channels, const T* wp, const T* bias, T* out,
+               int64_t PQ) {
   // One instantiation per power-of-two block size: the accumulators must be compile-time many.
   if constexpr (MR > 1) {
-    if (size < MR) return run_block<T, Bytes, NV, MR / 2>(size, xp_row, in_channels, plane, Wp, wp, bias, out, PQ, W);
+    if (size < MR) return run_block<T, Bytes, NV, MR / 2>(size, row, l, in_channels, wp, bias, out, PQ);
   }
-  output_row<T, Bytes, NV, MR>(xp_row, in_channels, plane, Wp, wp, bias, out, PQ, W);
+  if (l.whole_image) output_row<T, Bytes, NV, MR, true>(row, l, in_channels, wp, bias, out, PQ);
+  else output_row<T, Bytes, NV, MR, false>(row, l, in_channels, wp, bias, out, PQ);
 }
 
 template <class T, int Bytes, int NV, class WeightFn>
 void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
-  constexpr int L = Bytes / int(sizeof(T));
   constexpr int MR = kAccumulators / NV;
   std::vector<T> packed;
   const std::vector<Block> blocks = pack_weights<T, MR>(g, weight, packed);
-  // The padded image: one zero row above and below, one zero column on the left, and zeros to the right
-  // up to the last lane the row's vectors load (NV·L + 2 columns).
-  const int64_t Hp = g.H + 2, Wp = int64_t(NV) * L + 2, plane = Hp * Wp, HW = g.H * g.W;
+  const Layout l = make_layout(g.H, g.W, Bytes / int(sizeof(T)), NV);
+  const int64_t HW = g.H * g.W;
 #pragma omp parallel
   {
-    std::vector<T> xp(size_t(g.in_channels * plane), T(0));  // borders stay zero: only the interior is rewritten
+    std::vector<T> scratch(size_t(g.in_channels * l.plane), T(0));  // fill_plane never writes the zeros
 #pragma omp for schedule(dynamic, 1)
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t i = 0; i < g.in_channels; ++i)
-        for (int64_t h = 0; h < g.H; ++h)
-          std::copy_n(in + (n * g.in_channels + i) * HW + h * g.W, g.W, xp.data() + i * plane + (h + 1) * Wp + 1);
+        fill_plane(l, in + (n * g.in_channels + i) * HW, scratch.data() + i * l.plane);
       for (const Block& b : blocks) {
         T* out_block = out + (n * g.out_channels + b.first) * HW;
         const T* bias_block = bias ? bias + b.first : nullptr;
-        for (int64_t p = 0; p < g.H; ++p)
-          run_block<T, Bytes, NV, MR>(b.size, xp.data() + p * Wp, g.in_channels, plane, Wp, packed.data() + b.weights,
-                                      bias_block, out_block + p * g.W, HW, g.W);
+        for (int64_t p = 0; p < l.rows; ++p)
+          run_block<T, Bytes, NV, MR>(b.size, scratch.data() + p * l.row_step, l, g.in_channels,
+                                      packed.data() + b.weights, bias_block, out_block + p * l.row_values, HW);
       }
     }
   }
 }
 
-// The narrowest vector configuration holding a row of W values: half a register, one, or two.
-template <class T, class WeightFn>
-void dispatch(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
-  constexpr int L = kVectorBytes / int(sizeof(T));
-  if (g.W * 2 <= L) direct<T, kVectorBytes / 2, 1>(g, in, weight, bias, out);
-  else if (g.W <= L) direct<T, kVectorBytes, 1>(g, in, weight, bias, out);
-  else direct<T, kVectorBytes, 2>(g, in, weight, bias, out);
+// The vector configuration for an H x W image: the whole image in one register (half or full) when it
+// fits, else each row in half a register, one, or two. Returns the lanes used per output row (0: none fits).
+struct Config {
+  int bytes = 0, nv = 0;
+  int64_t lanes_used = 0;
+};
+Config choose_config(int64_t H, int64_t W, int64_t elem_bytes) {
+  const int64_t L = kVectorBytes / elem_bytes;
+  const int64_t values = H * W <= L && H > 1 ? H * W : W;  // the image layout's row is the whole image
+  if (values * 2 <= L) return {kVectorBytes / 2, 1, L / 2};
+  if (values <= L) return {kVectorBytes, 1, L};
+  if (values <= 2 * L) return {kVectorBytes, 2, 2 * L};
+  return {};
 }
 
-// Lanes of the configuration dispatch picks for a row of W values of `bytes` each.
-int64_t lanes_for(int64_t W, int64_t bytes) {
-  const int64_t L = kVectorBytes / bytes;
-  if (W * 2 <= L) return L / 2;
-  if (W <= L) return L;
-  return 2 * L;
+template <class T, class WeightFn>
+void dispatch(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
+  const Config c = choose_config(g.H, g.W, sizeof(T));
+  if (c.bytes == kVectorBytes / 2) direct<T, kVectorBytes / 2, 1>(g, in, weight, bias, out);
+  else if (c.nv == 1) direct<T, kVectorBytes, 1>(g, in, weight, bias, out);
+  else direct<T, kVectorBytes, 2>(g, in, weight, bias, out);
 }
 
 // ---- backward filter --------------------------------------------------------------------------------
@@ -272,10 +324,16 @@ bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
   if (t != DType::f32 && t != DType::f64) return false;
   if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.pad_h != 1 || p.pad_w != 1 || p.groups != 1)
     return false;
-  const int64_t bytes = t == DType::f32 ? 4 : 8;
-  if (p.W > 2 * kVectorBytes / bytes) return false;
-  // Rows filling under 60% of their lanes (a 4x4 image in 8 lanes) run faster through im2col + GEMM.
-  return p.W * 10 >= lanes_for(p.W, bytes) * 6;
+  const Config c = choose_config(p.H, p.W, t == DType::f32 ? 4 : 8);
+  const int64_t values = c.lanes_used && p.H * p.W <= c.lanes_used && p.H > 1 ? p.H * p.W : p.W;
+  // Rows filling under 60% of their lanes (a 2x2 image in 8 lanes) run faster through im2col + GEMM.
+  return c.lanes_used > 0 && values * 10 >= c.lanes_used * 6;
+}
+
+bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p) {
+  if (!conv2d_direct_fits(t, p)) return false;
+  const Config c = choose_config(p.H, p.W, t == DType::f32 ? 4 : 8);
+  return !make_layout(p.H, p.W, c.bytes / (t == DType::f32 ? 4 : 8), c.nv).whole_image;
 }
 
 void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y) {
@@ -307,12 +365,12 @@ void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy,
 void conv2d_direct_backward_filter(DType t, const Conv2dParams& p, const void* x, const void* dy, void* dw) {
   with_float_type(t, "conv2d_direct_backward_filter", [&](auto zero) {
     using T = decltype(zero);
-    constexpr int L = kVectorBytes / int(sizeof(T));
     const T* xs = static_cast<const T*>(x);
     const T* dys = static_cast<const T*>(dy);
     T* dws = static_cast<T*>(dw);
-    if (p.W * 2 <= L) direct_filter<T, kVectorBytes / 2, 1>(p, xs, dys, dws);
-    else if (p.W <= L) direct_filter<T, kVectorBytes, 1>(p, xs, dys, dws);
+    const Config c = choose_config(p.H, p.W, sizeof(T));
+    if (c.bytes == kVectorBytes / 2) direct_filter<T, kVectorBytes / 2, 1>(p, xs, dys, dws);
+    else if (c.nv == 1) direct_filter<T, kVectorBytes, 1>(p, xs, dys, dws);
     else direct_filter<T, kVectorBytes, 2>(p, xs, dys, dws);
   });
 }

@@ -6,9 +6,13 @@
 
 namespace scpn::cpu {
 
-// Whether the direct path computes this convolution: 3x3, stride 1, padding 1, one group, f32 or f64,
-// and a row of the image no wider than two vectors (32 floats with AVX-512, 16 with AVX2).
+// Whether the direct path computes this convolution's forward and backward data: 3x3, stride 1, padding
+// 1, one group, f32 or f64, and a row of the image no wider than two vectors (32 floats with AVX-512, 16
+// with AVX2), or the whole image within one vector (4x4).
 bool conv2d_direct_fits(DType t, const Conv2dParams& p);
+// Whether it computes the filter gradient too: the shapes above but whole images in a vector, whose
+// filter gradient is a GEMM over the batch (one row per image leaves the kernel too little to sum).
+bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p);
 
 // The contracts of Conv2dForwardFn and Conv2dBackwardDataFn (kernels/conv2d.h) for the shapes above.
 void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y);
