@@ -32,6 +32,23 @@ struct VectorOf {
   typedef T type __attribute__((vector_size(Bytes)));
 };
 
+// A short row copy (7-32 values), inline: the library's memmove, which std::copy_n becomes, costs a call
+// and a size dispatch per row, as much as the copy itself at these lengths.
+template <class T>
+inline void copy_row(const T* __restrict src, int64_t n, T* __restrict dst) {
+  using V = typename VectorOf<T, kVectorBytes>::type;
+  constexpr int L = kVectorBytes / int(sizeof(T));
+  int64_t i = 0;
+  for (; i + L <= n; i += L) {
+    V v;
+    std::memcpy(&v, src + i, sizeof v);
+    std::memcpy(dst + i, &v, sizeof v);
+  }
+#pragma GCC unroll 16
+  for (int e = 0; e < L; ++e)
+    if (i + e < n) dst[i + e] = src[i + e];
+}
+
 // The image, the taps and the weights of one direct convolution (3x3, stride 1, padding 1, so the output
 // is H x W). `weight(o, i, tap)` is the weight from input channel i to output channel o at tap r·3 + s.
 struct Geometry {
@@ -70,7 +87,7 @@ Layout make_layout(int64_t H, int64_t W, int64_t lanes, int nv) {
 template <class T>
 void fill_plane(const Layout& l, const T* src, T* dst) {
   if (!l.whole_image) {
-    for (int64_t h = 0; h < l.H; ++h) std::copy_n(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
+    for (int64_t h = 0; h < l.H; ++h) copy_row(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
     return;
   }
   for (int t = 0; t < 9; ++t) {
@@ -298,10 +315,10 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
       for (int64_t n = 0; n < images; ++n) {
         for (int64_t c = 0; c < C; ++c)
           for (int64_t h = 0; h < H; ++h)
-            std::copy_n(x + ((n0 + n) * C + c) * HW + h * W, W, xp.data() + n * x_image + c * plane + (h + 1) * Wp + 1);
+            copy_row(x + ((n0 + n) * C + c) * HW + h * W, W, xp.data() + n * x_image + c * plane + (h + 1) * Wp + 1);
         for (int64_t k = 0; k < K; ++k)
           for (int64_t h = 0; h < H; ++h)
-            std::copy_n(dy + ((n0 + n) * K + k) * HW + h * W, W, dyp.data() + n * dy_image + (k * H + h) * row_len);
+            copy_row(dy + ((n0 + n) * K + k) * HW + h * W, W, dyp.data() + n * dy_image + (k * H + h) * row_len);
       }
       T* partial = partials.data() + gi * weights;
       for (int64_t k0 = 0; k0 < K; k0 += kFilterBlock)
