@@ -71,7 +71,7 @@ struct Layout {
 Layout make_layout(int64_t H, int64_t W, int64_t lanes, int nv) {
   Layout l;
   l.H = H, l.W = W, l.row_len = nv * lanes;
-  l.whole_image = W * H <= lanes && H > 1;
+  l.whole_image = W * H <= lanes && H > 1;  // lanes ≤ 16: fill_plane pads such an image on the stack
   if (l.whole_image) {
     l.rows = 1, l.row_values = H * W, l.plane = 9 * lanes, l.row_step = 0;
     for (int t = 0; t < 9; ++t) l.taps[t] = t * lanes;
@@ -90,14 +90,17 @@ void fill_plane(const Layout& l, const T* src, T* dst) {
     for (int64_t h = 0; h < l.H; ++h) copy_row(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
     return;
   }
+  // The image zero-padded on the stack (H·W ≤ 16 with H ≥ 2 keeps (H + 2)·(W + 2) ≤ 100), then each tap's
+  // shifted copy read from it row by row, with no bounds to test.
+  T padded[128] = {};
+  const int64_t Wp = l.W + 2;
+  for (int64_t h = 0; h < l.H; ++h)
+    for (int64_t w = 0; w < l.W; ++w) padded[(h + 1) * Wp + w + 1] = src[h * l.W + w];
   for (int t = 0; t < 9; ++t) {
-    const int64_t dr = t / 3 - 1, ds = t % 3 - 1;
+    const T* from = padded + (t / 3) * Wp + t % 3;
     T* out = dst + l.taps[t];
     for (int64_t h = 0; h < l.H; ++h)
-      for (int64_t w = 0; w < l.W; ++w) {
-        const int64_t sh = h + dr, sw = w + ds;
-        out[h * l.W + w] = sh >= 0 && sh < l.H && sw >= 0 && sw < l.W ? src[sh * l.W + sw] : T(0);
-      }
+      for (int64_t w = 0; w < l.W; ++w) out[h * l.W + w] = from[h * Wp + w];
   }
 }
 
