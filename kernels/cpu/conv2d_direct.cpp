@@ -145,7 +145,7 @@ void output_row(const T* __restrict row, const Layout& l, int64_t in_channels, c
       } else if (n > 0) {
         alignas(64) T lanes[L];
         std::memcpy(lanes, &acc[m][v], sizeof(V));
-        std::copy_n(lanes, n, dst);
+        copy_row(lanes, n, dst);
       }
     }
 }
