@@ -3,6 +3,7 @@
 // kernels/cpu/conv2d_direct.h for 3x3 stride-1 convolutions of narrow images.
 #include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "kernels/conv2d.h"
 #include "kernels/cpu/conv2d_direct.h"
@@ -88,37 +89,33 @@ void valid_range(int64_t offset, int64_t stride, int64_t pad, int64_t in_size, i
 // take cores from OpenBLAS's pool.
 
 // col[(c, r, s), (i, p, q)] = x[i, c, p·sh − ph + r, q·sw − pw + s] (0 outside), for nb images of x
-// (pointer to the chunk's first image). Rows are ld = nb·P·Q long and are written in memory order. The
-// in-image rectangle of each (r, s) is computed once, so the inner loops carry no bounds checks (which
-// dominate on 4x4 images, where a row segment is 4 elements).
+// (pointer to the chunk's first image). Rows are ld = nb·P·Q long. Each (image, channel) plane is first
+// copied into a zero-padded plane, from which every (r, s) row segment is read with no bounds to test
+// (on 4x4 and 7x7 images bounds tests and short fills cost more than the copies); the R·S segments of a
+// plane are written one after the other, each P·Q values of a column-matrix row.
 template <class T>
 void im2col(const Conv2dParams& p, const Geometry& g, const T* x, int64_t nb, T* col) {
   const int64_t ld = nb * g.PQ;
-  const int64_t rows = g.CRS;
-  // Dynamic scheduling: on a shared machine a descheduled thread leaves its rows to the other one.
-#pragma omp parallel for schedule(dynamic, 8) if (rows * ld > kParallelGrain)
-  for (int64_t row = 0; row < rows; ++row) {
-    const int64_t c = row / g.RS, r = (row / p.S) % p.R, s = row % p.S;
-    int64_t p_lo, p_hi, q_lo, q_hi;
-    valid_range(r, p.stride_h, p.pad_h, p.H, g.P, p_lo, p_hi);
-    valid_range(s, p.stride_w, p.pad_w, p.W, g.Q, q_lo, q_hi);
-    const int64_t shift = s - p.pad_w;  // column q reads input column q·stride_w + shift
-    for (int64_t i = 0; i < nb; ++i) {
-      const T* plane = x + (i * p.C + c) * g.HW;
-      T* out = col + row * ld + i * g.PQ;
-      std::fill_n(out, p_lo * g.Q, T(0));
-      for (int64_t oh = p_lo; oh < p_hi; ++oh) {
-        const T* __restrict in = plane + (oh * p.stride_h - p.pad_h + r) * p.W;
-        T* __restrict o = out + oh * g.Q;
-        for (int64_t q = 0; q < q_lo; ++q) o[q] = T(0);
-        if (p.stride_w == 1) {
-          for (int64_t q = q_lo; q < q_hi; ++q) o[q] = in[q + shift];
-        } else {
-          for (int64_t q = q_lo; q < q_hi; ++q) o[q] = in[q * p.stride_w + shift];
+  const int64_t Hp = p.H + 2 * p.pad_h, Wp = p.W + 2 * p.pad_w;
+  const int64_t planes = p.C * nb;
+#pragma omp parallel if (g.CRS * ld > kParallelGrain)
+  {
+    std::vector<T> padded(size_t(Hp * Wp), T(0));  // the borders stay zero: only the interior is rewritten
+#pragma omp for schedule(dynamic, 4)
+    for (int64_t plane = 0; plane < planes; ++plane) {
+      const int64_t c = plane / nb, i = plane % nb;
+      const T* src = x + (i * p.C + c) * g.HW;
+      for (int64_t h = 0; h < p.H; ++h)
+        for (int64_t w = 0; w < p.W; ++w) padded[size_t((h + p.pad_h) * Wp + p.pad_w + w)] = src[h * p.W + w];
+      for (int64_t r = 0; r < p.R; ++r)
+        for (int64_t s = 0; s < p.S; ++s) {
+          T* __restrict out = col + ((c * p.R + r) * p.S + s) * ld + i * g.PQ;
+          for (int64_t oh = 0; oh < g.P; ++oh) {
+            const T* __restrict in = padded.data() + (oh * p.stride_h + r) * Wp + s;
+            T* __restrict o = out + oh * g.Q;
+            for (int64_t q = 0; q < g.Q; ++q) o[q] = in[q * p.stride_w];
+          }
         }
-        for (int64_t q = q_hi; q < g.Q; ++q) o[q] = T(0);
-      }
-      std::fill_n(out + p_hi * g.Q, (g.P - p_hi) * g.Q, T(0));
     }
   }
 }
