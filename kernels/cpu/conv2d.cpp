@@ -1,6 +1,6 @@
 // CPU conv2d: im2col + GEMM with the GEMM the context carries (ours or OpenBLAS, as registered), a
 // copy-free per-image GEMM for wide 1x1 stride-1 unpadded convolutions, and the direct kernel of
-// kernels/cpu/conv2d_direct.h for 3x3 stride-1 convolutions of narrow images.
+// kernels/cpu/conv2d_direct.h for 3x3 convolutions of narrow images.
 #include <algorithm>
 #include <memory>
 #include <vector>
@@ -312,7 +312,7 @@ void conv2d_forward(const ExecContext& ctx, DType t, const Conv2dParams& p, cons
 
 void conv2d_backward_data(const ExecContext& ctx, DType t, const Conv2dParams& p, const void* dy, const void* w,
                           void* dx) {
-  if (p.N > 0 && conv2d_direct_fits(t, p)) return conv2d_direct_backward_data(t, p, dy, w, dx);
+  if (p.N > 0 && conv2d_direct_data_fits(t, p)) return conv2d_direct_backward_data(t, p, dy, w, dx);
   with_float_type(t, "conv2d_backward_data", [&](auto zero) {
     using T = decltype(zero);
     backward_data_impl<T>(ctx, t, p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));

@@ -49,36 +49,46 @@ inline void copy_row(const T* __restrict src, int64_t n, T* __restrict dst) {
     if (i + e < n) dst[i + e] = src[i + e];
 }
 
-// The image, the taps and the weights of one direct convolution (3x3, stride 1, padding 1, so the output
-// is H x W). `weight(o, i, tap)` is the weight from input channel i to output channel o at tap r·3 + s.
+// The image, the taps and the weights of one direct convolution (3x3, padding 1, stride 1 or 2; the
+// output is P x Q). `weight(o, i, tap)` is the weight from input channel i to output channel o at tap r·3 + s.
 struct Geometry {
-  int64_t N, in_channels, out_channels, H, W;
+  int64_t N, in_channels, out_channels, H, W, stride, P, Q;
 };
 
 // Where the kernels find their input vectors. The output of an image is cut into `rows` rows of
-// `row_values` values, each held in NV vectors of L lanes; the input vectors of tap t for output row p of
-// channel i start at  scratch + i·plane + p·row_step + taps[t].
-//   row layout: the image zero-padded (one row above and below, one column left, zeros right up to the
-//     last lane loaded): rows = H, row_values = W, row_step = Wp = NV·L + 2, taps[r·3 + s] = r·Wp + s;
-//   image layout, for images of at most L pixels (4x4 in 16 lanes): one row per image, its nine shifted
-//     copies one after the other: rows = 1, row_values = H·W, row_step = 0, taps[t] = t·L.
+// `row_values` values, each held in NV vectors of L lanes; the input vectors of tap t = r·3 + s for output
+// row p of channel i start at  scratch + i·plane + p·row_step + offset(t):
+//   row layout, stride 1: the image zero-padded (one row above and below, one column left, zeros right up
+//     to the last lane loaded), rows Wp = NV·L + 2 apart: rows = P, row_values = Q, row_step = Wp,
+//     offset(t) = r·Wp + s;
+//   row layout, stride 2: the same padded rows, each stored as its even columns then its odd columns (Wq =
+//     NV·L + 1 of each), so that the every-other-column inputs of a tap are contiguous: row_step = 2·2Wq,
+//     offset(t) = r·2Wq + {0, Wq, 1}[s];
+//   image layout, for outputs of at most L pixels (4x4 in 16 lanes): one row per image, its nine shifted
+//     (and strided) copies one after the other: rows = 1, row_values = P·Q, row_step = 0, offset(t) = t·L.
 struct Layout {
   bool whole_image = false;
-  int64_t H = 0, W = 0, rows = 0, row_values = 0, plane = 0, row_step = 0, row_len = 0;
-  int64_t taps[9] = {};
+  int64_t H = 0, W = 0, stride = 1, P = 0, Q = 0;
+  int64_t rows = 0, row_values = 0, plane = 0, row_step = 0, row_len = 0;
+  int64_t tap_row = 0, odd = 0;  // row layouts: offset between tap rows; stride 2: where odd columns start
 };
 
-Layout make_layout(int64_t H, int64_t W, int64_t lanes, int nv) {
+// The image layout pads the input plane on the stack: (H + 2)·(W + 2) values at most.
+constexpr int64_t kMaxPaddedImage = 256;
+
+Layout make_layout(int64_t H, int64_t W, int64_t stride, int64_t lanes, int nv) {
   Layout l;
-  l.H = H, l.W = W, l.row_len = nv * lanes;
-  l.whole_image = W * H <= lanes && H > 1;  // lanes ≤ 16: fill_plane pads such an image on the stack
+  l.H = H, l.W = W, l.stride = stride, l.P = (H - 1) / stride + 1, l.Q = (W - 1) / stride + 1;
+  l.row_len = nv * lanes;
+  l.whole_image = l.P * l.Q <= lanes && l.P > 1 && (H + 2) * (W + 2) <= kMaxPaddedImage;
   if (l.whole_image) {
-    l.rows = 1, l.row_values = H * W, l.plane = 9 * lanes, l.row_step = 0;
-    for (int t = 0; t < 9; ++t) l.taps[t] = t * lanes;
-  } else {
+    l.rows = 1, l.row_values = l.P * l.Q, l.plane = 9 * lanes, l.row_step = 0;
+  } else if (stride == 1) {
     const int64_t Wp = nv * lanes + 2;
-    l.rows = H, l.row_values = W, l.plane = (H + 2) * Wp, l.row_step = Wp;
-    for (int t = 0; t < 9; ++t) l.taps[t] = (t / 3) * Wp + t % 3;
+    l.rows = l.P, l.row_values = l.Q, l.plane = (H + 2) * Wp, l.row_step = l.tap_row = Wp;
+  } else {
+    const int64_t Wq = nv * lanes + 1;
+    l.rows = l.P, l.row_values = l.Q, l.plane = (H + 2) * 2 * Wq, l.tap_row = 2 * Wq, l.row_step = 4 * Wq, l.odd = Wq;
   }
   return l;
 }
@@ -86,35 +96,44 @@ Layout make_layout(int64_t H, int64_t W, int64_t lanes, int nv) {
 // One channel plane [H, W] into its scratch plane, which holds zeros wherever this never writes.
 template <class T>
 void fill_plane(const Layout& l, const T* src, T* dst) {
-  if (!l.whole_image) {
+  if (!l.whole_image && l.stride == 1) {
     for (int64_t h = 0; h < l.H; ++h) copy_row(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
     return;
   }
-  // The image zero-padded on the stack (H·W ≤ 16 with H ≥ 2 keeps (H + 2)·(W + 2) ≤ 100), then each tap's
-  // shifted copy read from it row by row, with no bounds to test.
-  T padded[128] = {};
-  const int64_t Wp = l.W + 2;
+  if (!l.whole_image) {  // stride 2: input column w is padded column w + 1, even ones first
+    for (int64_t h = 0; h < l.H; ++h) {
+      const T* in = src + h * l.W;
+      T* row = dst + (h + 1) * l.tap_row;
+      for (int64_t w = 1; w < l.W; w += 2) row[(w + 1) / 2] = in[w];
+      for (int64_t w = 0; w < l.W; w += 2) row[l.odd + w / 2] = in[w];
+    }
+    return;
+  }
+  // The image zero-padded on the stack, then each tap's shifted copy read from it row by row, with no
+  // bounds to test.
+  T padded[kMaxPaddedImage] = {};
+  const int64_t Wp = l.W + 2, st = l.stride;
   for (int64_t h = 0; h < l.H; ++h)
     for (int64_t w = 0; w < l.W; ++w) padded[(h + 1) * Wp + w + 1] = src[h * l.W + w];
   for (int t = 0; t < 9; ++t) {
     const T* from = padded + (t / 3) * Wp + t % 3;
-    T* out = dst + l.taps[t];
-    for (int64_t h = 0; h < l.H; ++h)
-      for (int64_t w = 0; w < l.W; ++w) out[h * l.W + w] = from[h * Wp + w];
+    T* out = dst + t * l.row_len;
+    for (int64_t p = 0; p < l.P; ++p)
+      for (int64_t q = 0; q < l.Q; ++q) out[p * l.Q + q] = from[p * st * Wp + q * st];
   }
 }
 
 // MR output channels of one output row: out[m][0:row_values] = bias[m] + Σ_i Σ_t w[i][t][m] · x(i, t),
 // x(i, t) the NV input vectors of tap t (see Layout) read from `row`, the row's place in channel 0.
 // wp holds [in_channels][9][MR] weights; out points at the block's first channel, channels PQ apart.
-// The tap offsets are spelled out from the layout (Whole: the image layout) rather than read from
-// Layout::taps, so that they fold into the loads' addresses: read from memory they cost one load per tap.
-template <class T, int Bytes, int NV, int MR, bool Whole>
+// The tap offsets are spelled out for the layout (Whole: the image layout; Stride: of a row layout) so
+// that they fold into the loads' addresses: read from a table they cost one load per tap.
+template <class T, int Bytes, int NV, int MR, bool Whole, int Stride>
 void output_row(const T* __restrict row, const Layout& l, int64_t in_channels, const T* __restrict wp,
                 const T* bias, T* __restrict out, int64_t PQ) {
   using V = typename VectorOf<T, Bytes>::type;
   constexpr int L = Bytes / int(sizeof(T));
-  const int64_t plane = l.plane, row_step = l.row_step, row_values = l.row_values;
+  const int64_t plane = l.plane, tap_row = l.tap_row, odd = l.odd, row_values = l.row_values;
   V acc[MR][NV];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
@@ -125,7 +144,8 @@ void output_row(const T* __restrict row, const Layout& l, int64_t in_channels, c
     const T* wi = wp + i * 9 * MR;
 #pragma GCC unroll 9
     for (int t = 0; t < 9; ++t) {
-      const T* tap = xi + (Whole ? t * L : (t / 3) * row_step + t % 3);
+      const int s = t % 3;
+      const T* tap = xi + (Whole ? t * L : (t / 3) * tap_row + (Stride == 1 ? s : s == 1 ? odd : s / 2));
       V x[NV];
 #pragma GCC unroll 2
       for (int v = 0; v < NV; ++v) std::memcpy(&x[v], tap + v * L, sizeof(V));  // unaligned load
@@ -177,8 +197,9 @@ void run_block(int64_t size, const T* row, const Layout& l, int64_t in_channels,
   if constexpr (MR > 1) {
     if (size < MR) return run_block<T, Bytes, NV, MR / 2>(size, row, l, in_channels, wp, bias, out, PQ);
   }
-  if (l.whole_image) output_row<T, Bytes, NV, MR, true>(row, l, in_channels, wp, bias, out, PQ);
-  else output_row<T, Bytes, NV, MR, false>(row, l, in_channels, wp, bias, out, PQ);
+  if (l.whole_image) output_row<T, Bytes, NV, MR, true, 1>(row, l, in_channels, wp, bias, out, PQ);
+  else if (l.stride == 1) output_row<T, Bytes, NV, MR, false, 1>(row, l, in_channels, wp, bias, out, PQ);
+  else output_row<T, Bytes, NV, MR, false, 2>(row, l, in_channels, wp, bias, out, PQ);
 }
 
 template <class T, int Bytes, int NV, class WeightFn>
@@ -186,8 +207,8 @@ void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* o
   constexpr int MR = kAccumulators / NV;
   std::vector<T> packed;
   const std::vector<Block> blocks = pack_weights<T, MR>(g, weight, packed);
-  const Layout l = make_layout(g.H, g.W, Bytes / int(sizeof(T)), NV);
-  const int64_t HW = g.H * g.W;
+  const Layout l = make_layout(g.H, g.W, g.stride, Bytes / int(sizeof(T)), NV);
+  const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
 #pragma omp parallel
   {
     std::vector<T> scratch(size_t(g.in_channels * l.plane), T(0));  // fill_plane never writes the zeros
@@ -196,34 +217,36 @@ void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* o
       for (int64_t i = 0; i < g.in_channels; ++i)
         fill_plane(l, in + (n * g.in_channels + i) * HW, scratch.data() + i * l.plane);
       for (const Block& b : blocks) {
-        T* out_block = out + (n * g.out_channels + b.first) * HW;
+        T* out_block = out + (n * g.out_channels + b.first) * PQ;
         const T* bias_block = bias ? bias + b.first : nullptr;
         for (int64_t p = 0; p < l.rows; ++p)
           run_block<T, Bytes, NV, MR>(b.size, scratch.data() + p * l.row_step, l, g.in_channels,
-                                      packed.data() + b.weights, bias_block, out_block + p * l.row_values, HW);
+                                      packed.data() + b.weights, bias_block, out_block + p * l.row_values, PQ);
       }
     }
   }
 }
 
-// The vector configuration for an H x W image: the whole image in one register (half or full) when it
-// fits, else each row in half a register, one, or two. Returns the lanes used per output row (0: none fits).
+// The vector configuration for a P x Q output: the whole output in one register (half or full) when it
+// fits, else each row in half a register, one, or two. `values` is what a row holds, `lanes_used` the lanes
+// given to it (0: nothing fits).
 struct Config {
   int bytes = 0, nv = 0;
-  int64_t lanes_used = 0;
+  int64_t values = 0, lanes_used = 0;
 };
-Config choose_config(int64_t H, int64_t W, int64_t elem_bytes) {
-  const int64_t L = kVectorBytes / elem_bytes;
-  const int64_t values = H * W <= L && H > 1 ? H * W : W;  // the image layout's row is the whole image
-  if (values * 2 <= L) return {kVectorBytes / 2, 1, L / 2};
-  if (values <= L) return {kVectorBytes, 1, L};
-  if (values <= 2 * L) return {kVectorBytes, 2, 2 * L};
+Config choose_config(int64_t H, int64_t W, int64_t stride, int64_t elem_bytes) {
+  const int64_t L = kVectorBytes / elem_bytes, P = (H - 1) / stride + 1, Q = (W - 1) / stride + 1;
+  const bool whole = P * Q <= L && P > 1 && (H + 2) * (W + 2) <= kMaxPaddedImage;  // as make_layout decides
+  const int64_t values = whole ? P * Q : Q;
+  if (values * 2 <= L) return {kVectorBytes / 2, 1, values, L / 2};
+  if (values <= L) return {kVectorBytes, 1, values, L};
+  if (values <= 2 * L) return {kVectorBytes, 2, values, 2 * L};
   return {};
 }
 
 template <class T, class WeightFn>
 void dispatch(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* out) {
-  const Config c = choose_config(g.H, g.W, sizeof(T));
+  const Config c = choose_config(g.H, g.W, g.stride, sizeof(T));
   if (c.bytes == kVectorBytes / 2) direct<T, kVectorBytes / 2, 1>(g, in, weight, bias, out);
   else if (c.nv == 1) direct<T, kVectorBytes, 1>(g, in, weight, bias, out);
   else direct<T, kVectorBytes, 2>(g, in, weight, bias, out);
@@ -344,24 +367,26 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
 
 bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
   if (t != DType::f32 && t != DType::f64) return false;
-  if (p.R != 3 || p.S != 3 || p.stride_h != 1 || p.stride_w != 1 || p.pad_h != 1 || p.pad_w != 1 || p.groups != 1)
+  if (p.R != 3 || p.S != 3 || p.stride_h != p.stride_w || p.stride_h > 2 || p.pad_h != 1 || p.pad_w != 1 ||
+      p.groups != 1)
     return false;
-  const Config c = choose_config(p.H, p.W, t == DType::f32 ? 4 : 8);
-  const int64_t values = c.lanes_used && p.H * p.W <= c.lanes_used && p.H > 1 ? p.H * p.W : p.W;
-  // Rows filling under 60% of their lanes (a 2x2 image in 8 lanes) run faster through im2col + GEMM.
-  return c.lanes_used > 0 && values * 10 >= c.lanes_used * 6;
+  const Config c = choose_config(p.H, p.W, p.stride_h, t == DType::f32 ? 4 : 8);
+  // Rows filling under 60% of their lanes (a 2x2 output in 8 lanes) run faster through im2col + GEMM.
+  return c.lanes_used > 0 && c.values * 10 >= c.lanes_used * 6;
 }
 
+bool conv2d_direct_data_fits(DType t, const Conv2dParams& p) { return p.stride_h == 1 && conv2d_direct_fits(t, p); }
+
 bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p) {
-  if (!conv2d_direct_fits(t, p)) return false;
-  const Config c = choose_config(p.H, p.W, t == DType::f32 ? 4 : 8);
-  return !make_layout(p.H, p.W, c.bytes / (t == DType::f32 ? 4 : 8), c.nv).whole_image;
+  if (!conv2d_direct_data_fits(t, p)) return false;
+  const Config c = choose_config(p.H, p.W, 1, t == DType::f32 ? 4 : 8);
+  return !make_layout(p.H, p.W, 1, c.bytes / (t == DType::f32 ? 4 : 8), c.nv).whole_image;
 }
 
 void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y) {
   with_float_type(t, "conv2d_direct_forward", [&](auto zero) {
     using T = decltype(zero);
-    const Geometry g{p.N, p.C, p.K, p.H, p.W};
+    const Geometry g{p.N, p.C, p.K, p.H, p.W, p.stride_h, p.P(), p.Q()};
     const T* weights = static_cast<const T*>(w);
     const int64_t C = p.C;
     dispatch<T>(g, static_cast<const T*>(x), [=](int64_t o, int64_t i, int tap) { return weights[(o * C + i) * 9 + tap]; },
@@ -375,7 +400,7 @@ void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const 
 void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy, const void* w, void* dx) {
   with_float_type(t, "conv2d_direct_backward_data", [&](auto zero) {
     using T = decltype(zero);
-    const Geometry g{p.N, p.K, p.C, p.H, p.W};
+    const Geometry g{p.N, p.K, p.C, p.H, p.W, 1, p.H, p.W};
     const T* weights = static_cast<const T*>(w);
     const int64_t C = p.C;
     dispatch<T>(g, static_cast<const T*>(dy),
@@ -390,7 +415,7 @@ void conv2d_direct_backward_filter(DType t, const Conv2dParams& p, const void* x
     const T* xs = static_cast<const T*>(x);
     const T* dys = static_cast<const T*>(dy);
     T* dws = static_cast<T*>(dw);
-    const Config c = choose_config(p.H, p.W, sizeof(T));
+    const Config c = choose_config(p.H, p.W, 1, sizeof(T));
     if (c.bytes == kVectorBytes / 2) direct_filter<T, kVectorBytes / 2, 1>(p, xs, dys, dws);
     else if (c.nv == 1) direct_filter<T, kVectorBytes, 1>(p, xs, dys, dws);
     else direct_filter<T, kVectorBytes, 2>(p, xs, dys, dws);

@@ -1,17 +1,19 @@
-// Direct 3x3 stride-1 pad-1 convolution for narrow NCHW images (an output row fits in two vector
-// registers): no column matrix, each input row is read straight from a zero-padded copy of its image.
+// Direct 3x3 pad-1 convolution for narrow NCHW images (an output row fits in two vector registers): no
+// column matrix, each input row is read straight from a zero-padded copy of its image.
 // Used by kernels/cpu/conv2d.cpp for the forward and both backward passes.
 #pragma once
 #include "kernels/conv2d.h"
 
 namespace scpn::cpu {
 
-// Whether the direct path computes this convolution's forward and backward data: 3x3, stride 1, padding
-// 1, one group, f32 or f64, and a row of the image no wider than two vectors (32 floats with AVX-512, 16
-// with AVX2), or the whole image within one vector (4x4).
+// Whether the direct path computes this convolution's forward: 3x3, padding 1, stride 1 or 2, one group,
+// f32 or f64, and an output row no wider than two vectors (32 floats with AVX-512, 16 with AVX2), or the
+// whole output within one vector (4x4).
 bool conv2d_direct_fits(DType t, const Conv2dParams& p);
-// Whether it computes the filter gradient too: the shapes above but whole images in a vector, whose
-// filter gradient is a GEMM over the batch (one row per image leaves the kernel too little to sum).
+// Its backward data pass: the shapes above with stride 1.
+bool conv2d_direct_data_fits(DType t, const Conv2dParams& p);
+// Its filter gradient: stride 1, but not whole images in a vector, whose filter gradient is a GEMM over
+// the batch (one row per image leaves the kernel too little to sum).
 bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p);
 
 // The contracts of Conv2dForwardFn and Conv2dBackwardDataFn (kernels/conv2d.h) for the shapes above.
