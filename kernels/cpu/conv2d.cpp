@@ -160,7 +160,11 @@ template <class T>
 void images_to_rows(const T* src, int64_t nb, int64_t K, int64_t PQ, T* dst) {
 #pragma omp parallel for collapse(2) schedule(dynamic, 16) if (nb * K * PQ > kParallelGrain)
   for (int64_t k = 0; k < K; ++k)
-    for (int64_t i = 0; i < nb; ++i) std::copy_n(src + (i * K + k) * PQ, PQ, dst + (k * nb + i) * PQ);
+    for (int64_t i = 0; i < nb; ++i) {
+      const T* __restrict from = src + (i * K + k) * PQ;
+      T* __restrict to = dst + (k * nb + i) * PQ;
+      for (int64_t j = 0; j < PQ; ++j) to[j] = from[j];  // inline: see CMakeLists.txt on these loops
+    }
 }
 
 // [K, nb·PQ] (GEMM output) -> y [nb, K, PQ] plus bias[k] (bias may be null).

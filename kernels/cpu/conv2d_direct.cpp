@@ -111,8 +111,9 @@ void fill_plane(const Layout& l, const T* src, T* dst) {
   }
   // The image zero-padded on the stack, then each tap's shifted copy read from it row by row, with no
   // bounds to test.
-  T padded[kMaxPaddedImage] = {};
+  T padded[kMaxPaddedImage];
   const int64_t Wp = l.W + 2, st = l.stride;
+  for (int64_t i = 0; i < (l.H + 2) * Wp; ++i) padded[i] = T(0);
   for (int64_t h = 0; h < l.H; ++h)
     for (int64_t w = 0; w < l.W; ++w) padded[(h + 1) * Wp + w + 1] = src[h * l.W + w];
   for (int t = 0; t < 9; ++t) {
