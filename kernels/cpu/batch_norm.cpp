@@ -105,12 +105,13 @@ void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape&
         rm[c] = T((1.0 - momentum) * double(rm[c]) + momentum * mean);
         rv[c] = T((1.0 - momentum) * double(rv[c]) + momentum * unbiased);
       }
-      const double scale = invstd * (w ? double(w[c]) : 1.0);
-      const double shift = b ? double(b[c]) : 0.0;
+      // The per-element pass in T: (x − mean) is exact-ish where it matters (x near the mean), and f32
+      // lanes are twice as many as double ones.
+      const T mean_t = T(mean), scale = T(invstd * (w ? double(w[c]) : 1.0)), shift = T(b ? double(b[c]) : 0.0);
       for (int64_t n = 0; n < s.n; ++n) {
         const T* row = channel_row(xs, s, n, c);
         T* out = channel_row(ys, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i) out[i] = T((double(row[i]) - mean) * scale + shift);
+        for (int64_t i = 0; i < s.hw; ++i) out[i] = (row[i] - mean_t) * scale + shift;
       }
     }
   });
@@ -181,12 +182,13 @@ void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, b
       // Training: the gradient also flows through mean and var; xhat·Σ(g·xhat)/m = (x-mean)·k with k below.
       const double g_mean = training ? sum_g / double(m) : 0.0;
       const double k = training ? sum_g_xmu * invstd_c * invstd_c / double(m) : 0.0;
+      // gx = (g − g_mean)·scale − (x − mean)·k·scale, per element in T (as in the forward).
+      const T mean_t = T(mean_c), g_scale = T(scale), g_shift = T(-g_mean * scale), x_scale = T(k * scale);
       for (int64_t n = 0; n < s.n; ++n) {
         const T* xr = channel_row(xs, s, n, c);
         const T* gr = channel_row(gy, s, n, c);
         T* out = channel_row(gx, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i)
-          out[i] = T((double(gr[i]) - g_mean - (double(xr[i]) - mean_c) * k) * scale);
+        for (int64_t i = 0; i < s.hw; ++i) out[i] = gr[i] * g_scale + g_shift - (xr[i] - mean_t) * x_scale;
       }
     }
   });
