@@ -318,12 +318,17 @@ void filter_block(int64_t size, const T* xp, const T* dyp, int64_t images, int64
   filter_sums<T, Bytes, NV, MK>(xp, dyp, images, C, K, H, plane, Wp, row_len, k0, c, partial);
 }
 
-// Images per group: the group's padded x and dy stay in L2 (~256 KiB), and there are at least 8 groups
-// to share out. A function of the shape only, so the sums (one partial per group, added in group order)
-// are the same whatever the number of threads.
-int64_t images_per_group(int64_t N, int64_t per_image_bytes) {
-  const int64_t fit = std::max<int64_t>(1, (int64_t(256) << 10) / std::max<int64_t>(per_image_bytes, 1));
-  return std::clamp<int64_t>(fit, 1, std::max<int64_t>(1, N / 8));
+// Images per group: enough for 64 rows between two lane reductions (reducing 18 vectors costs about as
+// much as 8 rows of FMAs), otherwise as many as keep the group's padded x and dy in L2 (~256 KiB); at
+// least two groups to share out, and the partials (one dw-sized array per group) under 64 MiB. A function
+// of the shape only, so the sums (partials added in group order) are the same whatever the thread count.
+int64_t images_per_group(int64_t N, int64_t H, int64_t per_image_bytes, int64_t partial_bytes) {
+  constexpr int64_t kMinRows = 64, kL2Bytes = int64_t(256) << 10, kMaxPartialBytes = int64_t(64) << 20;
+  const int64_t fit = std::max<int64_t>(1, kL2Bytes / std::max<int64_t>(per_image_bytes, 1));
+  const int64_t rows = (kMinRows + H - 1) / H;
+  const int64_t group = std::min(std::max(fit, rows), std::max<int64_t>(1, N / 2));
+  const int64_t memory = (N * partial_bytes + kMaxPartialBytes - 1) / kMaxPartialBytes;
+  return std::clamp<int64_t>(std::max(group, memory), 1, std::max<int64_t>(N, 1));
 }
 
 template <class T, int Bytes, int NV>
@@ -332,7 +337,7 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, HW = H * W;
   const int64_t Hp = H + 2, Wp = int64_t(NV) * L + 2, plane = Hp * Wp, row_len = int64_t(NV) * L;
   const int64_t x_image = C * plane, dy_image = K * H * row_len, weights = K * C * 9;
-  const int64_t group = images_per_group(N, (x_image + dy_image) * int64_t(sizeof(T)));
+  const int64_t group = images_per_group(N, H, (x_image + dy_image) * int64_t(sizeof(T)), weights * int64_t(sizeof(T)));
   const int64_t groups = (N + group - 1) / group;
   std::vector<T> partials(size_t(groups * weights));
 #pragma omp parallel
