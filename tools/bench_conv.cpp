@@ -1,6 +1,8 @@
 // conv2d benchmark: forward and backward (data + filter) time of every convolution shape of a small-stem
-// ResNet-18 at batch 32, f32, through the CPU dispatch slots, against the f32 peak and a same-size GEMM.
-// Usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] [--width W] [--image-size S]
+// ResNet-18 (CIFAR's at batch 32 by default), f32, through the CPU dispatch slots, against the f32 peak and a
+// same-size GEMM.
+// Usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] [--width W]
+//                   [--image-size S]
 #include <omp.h>
 
 #include <algorithm>
@@ -138,7 +140,8 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
       image_size = std::stoll(argv[++i]);
     } else {
-      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] [--width W] [--image-size S]\n");
+      std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] "
+                           "[--width W] [--image-size S]\n");
       return 2;
     }
   }

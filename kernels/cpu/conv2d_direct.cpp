@@ -309,7 +309,8 @@ void filter_sums(const T* xp, const T* dyp, int64_t images, int64_t C, int64_t K
 }
 
 template <class T, int Bytes, int NV, int MK>
-void filter_block(int64_t size, const T* xp, const T* dyp, int64_t images, int64_t C, int64_t K, int64_t H, int64_t plane,
+void filter_block(int64_t size, const T* xp, const T* dyp, int64_t images, int64_t C, int64_t K, int64_t H,
+                  int64_t plane,
                   int64_t Wp, int64_t row_len, int64_t k0, int64_t c, T* partial) {
   if constexpr (MK > 1) {
     if (size < MK)
@@ -357,7 +358,8 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
       T* partial = partials.data() + gi * weights;
       for (int64_t k0 = 0; k0 < K; k0 += kFilterBlock)
         for (int64_t c = 0; c < C; ++c)
-          filter_block<T, Bytes, NV, kFilterBlock>(std::min<int64_t>(kFilterBlock, K - k0), xp.data(), dyp.data(), images,
+          filter_block<T, Bytes, NV, kFilterBlock>(std::min<int64_t>(kFilterBlock, K - k0), xp.data(), dyp.data(),
+                                                   images,
                                                    C, K, H, plane, Wp, row_len, k0, c, partial);
     }
 #pragma omp for schedule(static)
@@ -395,7 +397,8 @@ void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const 
     const Geometry g{p.N, p.C, p.K, p.H, p.W, p.stride_h, p.P(), p.Q()};
     const T* weights = static_cast<const T*>(w);
     const int64_t C = p.C;
-    dispatch<T>(g, static_cast<const T*>(x), [=](int64_t o, int64_t i, int tap) { return weights[(o * C + i) * 9 + tap]; },
+    dispatch<T>(g, static_cast<const T*>(x),
+                [=](int64_t o, int64_t i, int tap) { return weights[(o * C + i) * 9 + tap]; },
                 static_cast<const T*>(bias), static_cast<T*>(y));
   });
 }

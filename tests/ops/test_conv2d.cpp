@@ -85,7 +85,7 @@ std::vector<Config> forward_configs() {
       make("direct 3x3, whole 4x4 images in a vector", 3, 6, 4, 4, 19, 3, 3, {.stride = 1, .padding = 1}, true),
       make("direct 3x3 stride 2, 13x27 to 7x14", 2, 3, 13, 27, 10, 3, 3, {.stride = 2, .padding = 1}, true),
       make("direct 3x3 stride 2, 28x28 to 14x14", 2, 4, 28, 28, 5, 3, 3, {.stride = 2, .padding = 1}, false),
-      make("direct 3x3 stride 2, 7x7 to a whole 4x4 in a vector", 3, 5, 7, 7, 19, 3, 3, {.stride = 2, .padding = 1}, true),
+      make("direct 3x3 stride 2, 7x7 to a whole 4x4", 3, 5, 7, 7, 19, 3, 3, {.stride = 2, .padding = 1}, true),
       // Large enough for the kernels' own loops (im2col, col2im, copies) to run on several threads.
       make("threaded 3x3 pad 1, groups 2", 3, 16, 20, 19, 8, 3, 3, {.stride = 1, .padding = 1, .groups = 2}, true),
       make("threaded 1x1 wide images", 2, 32, 24, 24, 8, 1, 1, {}, true),
