@@ -1,4 +1,4 @@
-// Direct 3x3 stride-1 pad-1 convolution (kernels/cpu/conv2d_direct.h).
+// Direct 3x3 pad-1 convolution (kernels/cpu/conv2d_direct.h).
 //
 // Why: on the narrow images of small-image ResNets (28x28, 14x14, 7x7 with 16-64 channels) im2col + GEMM
 // writes a column matrix nine times the input and reads it back, and with so few output channels each of
@@ -6,7 +6,7 @@
 // the FMA units. Here an output row of MR channels lives in MR·NV vector registers for the whole sum over
 // input channels and taps; each tap is an unaligned load of an input row from a zero-padded copy of the
 // image (a few tens of KiB, in L1/L2), broadcast-multiplied by MR weights. Per tap: NV loads, MR weight
-// broadcasts, MR·NV FMAs.
+// broadcasts, MR·NV FMAs. The filter gradient (stride 1) keeps one vector sum per filter and tap instead.
 #include "kernels/cpu/conv2d_direct.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Direct 3x3 pad-1 convolution for narrow NCHW images (an output row fits in two vector registers): no
 // column matrix, each input row is read straight from a zero-padded copy of its image.
-// Used by kernels/cpu/conv2d.cpp for the forward and both backward passes.
+// Used by kernels/cpu/conv2d.cpp for the forward and, at stride 1, both backward passes.
 #pragma once
 #include "kernels/conv2d.h"
 
