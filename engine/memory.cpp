@@ -30,7 +30,7 @@ void require_cuda(Device d) {
 // fresh blocks come from the kernel as untouched pages, one page fault and one page zeroing per 4 KiB
 // (several percent of the CPU SCPN step). Size classes are multiples of an eighth of a power of two, so a
 // block is at most 12.5% larger than asked. At most kMaxCachedBytes wait in the cache; SCPN_HOST_CACHE=0
-// turns it off (memory checkers then see every block freed).
+// turns it off (1, the default, on) (memory checkers then see every block freed).
 constexpr size_t kCachedMinBytes = size_t(64) << 10;
 constexpr size_t kMaxCachedBytes = size_t(1) << 30;
 
@@ -69,7 +69,9 @@ class HostCache {
 HostCache* host_cache() {
   static HostCache* cache = [] {
     const char* env = std::getenv("SCPN_HOST_CACHE");
-    return env && std::string(env) == "0" ? nullptr : new HostCache;
+    const std::string value = env ? env : "1";
+    if (value != "0" && value != "1") throw Error(cat("SCPN_HOST_CACHE=", value, ": expected 0 (off) or 1 (on)"));
+    return value == "0" ? nullptr : new HostCache;
   }();
   return cache;
 }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/dispatch.h"
+#include "tools/cli_args.h"
 
 using namespace scpn;
 
@@ -118,7 +119,7 @@ const char* gemm_name() {
 
 // --quick: 3 timed runs per figure instead of 7; --workspace: the kernels' scratch limit
 // (Conv2dParams::workspace_limit_bytes; default: the backend's own choice), for tuning the chunking.
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   bool quick = false;
   int64_t batch = 32;
   int64_t workspace_mib = 0;
@@ -128,23 +129,27 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--batch") == 0 && i + 1 < argc) {
-      batch = std::stoll(argv[++i]);
+      batch = tools::parse_int("--batch", argv[++i]);
     } else if (std::strcmp(argv[i], "--workspace") == 0 && i + 1 < argc) {
-      workspace_mib = std::stoll(argv[++i]);
+      workspace_mib = tools::parse_int("--workspace", argv[++i]);
     } else if (std::strcmp(argv[i], "--layer") == 0 && i + 1 < argc) {
       only = argv[++i];
     } else if (std::strcmp(argv[i], "--in-channels") == 0 && i + 1 < argc) {
-      in_channels = std::stoll(argv[++i]);
+      in_channels = tools::parse_int("--in-channels", argv[++i]);
     } else if (std::strcmp(argv[i], "--width") == 0 && i + 1 < argc) {
-      width = std::stoll(argv[++i]);
+      width = tools::parse_int("--width", argv[++i]);
     } else if (std::strcmp(argv[i], "--image-size") == 0 && i + 1 < argc) {
-      image_size = std::stoll(argv[++i]);
+      image_size = tools::parse_int("--image-size", argv[++i]);
     } else {
       std::fprintf(stderr, "usage: bench_conv [--quick] [--batch N] [--workspace MiB] [--layer NAME] [--in-channels C] "
                            "[--width W] [--image-size S]\n");
       return 2;
     }
   }
+  for (auto [name, value] : {std::pair{"--batch", batch}, {"--in-channels", in_channels}, {"--width", width},
+                              {"--image-size", image_size}})
+    SCPN_CHECK(value >= 1, name, ": ", value, " must be at least 1");
+  SCPN_CHECK(workspace_mib >= 0, "--workspace: ", workspace_mib, " MiB must not be negative");
   const int reps = quick ? 3 : 7;
   const Peak peak = estimate_peak();
   std::printf("bench_conv: ResNet-18 (small-image stem) convolutions, %lld input channels, width %lld, %lldx%lld, "
@@ -223,4 +228,7 @@ int main(int argc, char** argv) {
   std::printf("3x3 convolutions only: %.1f ms, %.1f GFLOP/s (%.0f%% of peak)\n", total_3x3_ms,
               total_3x3_flop / total_3x3_ms * 1e-6, 100 * total_3x3_flop / total_3x3_ms * 1e-6 / peak.gflops);
   return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_conv: error: %s\n", e.what());
+  return 1;
 }

@@ -18,6 +18,7 @@
 #include "models/complexity.h"
 #include "models/resnet.h"
 #include "train/atomic_write.h"
+#include "tools/cli_args.h"
 #include "train/config.h"
 #include "train/scpn/recipe.h"
 #include "train/scpn/step.h"
@@ -70,10 +71,11 @@ int main(int argc, char** argv) try {
   std::vector<std::string> overrides;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--steps" && i + 1 < argc) steps = std::stoll(argv[++i]);
+    if (a == "--steps" && i + 1 < argc) steps = tools::parse_int("--steps", argv[++i]);
     else if (a == "--save-first-step" && i + 1 < argc) save_dir = argv[++i];
     else overrides.push_back(a);
   }
+  SCPN_CHECK(steps >= 0, "--steps: ", steps, " must not be negative");
   const train::TrainConfig cfg = train::parse_config("", overrides);
   const models::ResNetConfig mc = train::model_config(cfg, kInChannels, kClasses);
   Generator gen(cfg.seed);

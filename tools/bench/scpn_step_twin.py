@@ -231,9 +231,16 @@ class TwinStep:
 
 
 def load(folder):
-    with open(os.path.join(folder, "step.json")) as f:
-        desc = json.load(f)
-    state = read_safetensors(os.path.join(folder, "state.safetensors"))
+    for name in ("step.json", "state.safetensors"):
+        if not os.path.isfile(os.path.join(folder, name)):
+            raise SystemExit(f"scpn_step_twin: {os.path.join(folder, name)} not found; write the folder with "
+                             "tools/bench_step --steps 0 --save-first-step FOLDER")
+    try:
+        with open(os.path.join(folder, "step.json")) as f:
+            desc = json.load(f)
+        state = read_safetensors(os.path.join(folder, "state.safetensors"))
+    except (ValueError, KeyError) as e:
+        raise SystemExit(f"scpn_step_twin: {folder}: unreadable step.json or state.safetensors ({e})")
     return desc, state
 
 
@@ -248,7 +255,10 @@ def check(folder, desc, state):
     state64 = {k: (v.double() if v.is_floating_point() else v) for k, v in state.items()}
     r64 = TwinStep(desc, state64).step(state64["input"], state64["labels"], fixed_order=True)
     torch.set_default_dtype(torch.float32)
-    ours = read_safetensors(os.path.join(folder, "gradients.safetensors"))
+    grads_path = os.path.join(folder, "gradients.safetensors")
+    if not os.path.isfile(grads_path):
+        raise SystemExit(f"scpn_step_twin --check: {grads_path} not found (bench_step --save-first-step writes it)")
+    ours = read_safetensors(grads_path)
     want = desc["result"]
     failures = []
 
