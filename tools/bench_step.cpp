@@ -137,6 +137,7 @@ int main(int argc, char** argv) try {
     sum.integration_ms += t.integration_ms / double(steps);
     sum.optimizer_ms += t.optimizer_ms / double(steps);
     sum.total_ms += t.total_ms / double(steps);
+    sum.concurrent_passes = t.concurrent_passes;
   }
   if (steps <= 0) return 0;
   std::printf("bench_step: %s base_width %lld, %s granularity%s, mode %s, batch %lld at %lldx%lld, %lld parameters, mean of %lld steps on %s\n",
@@ -150,6 +151,10 @@ int main(int argc, char** argv) try {
   // parent's work whatever it keeps).
   const double parent_ms = sum.parent_forward_ms + sum.parent_backward_ms;
   const int64_t dense_macs = models::count_complexity(model, 1.0, cfg.image_size, cfg.image_size).macs;
+  if (sum.concurrent_passes > 1)
+    std::printf("passes side by side: %d at a time, one thread each (train.concurrent_passes=1 runs them one after "
+                "another); their phase times overlap\n",
+                sum.concurrent_passes);
   std::printf("%-24s %10s %10s %12s %12s\n", "phase", "forward ms", "backward ms", "÷ parent", "MACs ÷ parent");
   for (size_t i = 0; i < sum.subnet_forward_ms.size(); ++i) {
     const double c = so.capacities[i];

@@ -264,6 +264,11 @@ const std::vector<Entry>& table() {
             at_least<double>(0)),
       field("train.clip_norm", &TrainConfig::clip_norm, "clip the integrated gradients to this global norm", at_least<double>(0)),
       field("train.label_smoothing", &TrainConfig::label_smoothing, "cross-entropy label smoothing", in_range(0, 1)),
+      field("train.concurrent_passes", &TrainConfig::concurrent_passes,
+            "CPU: how many of a step's forward+backward passes (subnetworks, parent) run side by side, one thread "
+            "each; 1 = one after another, each op on all threads; 0 = auto (the CPU thread count when it is 2 to "
+            "the number of passes, else 1). Same results bit for bit; more activations alive at once",
+            at_least<int64_t>(0)),
       field("train.seed", &TrainConfig::seed, "seed of every random stream (init, data order, augmentation, integration order)"),
       choice("train.non_finite", &TrainConfig::non_finite,
              "a step whose loss or gradients hold NaN or Inf: stop (end the run with an error naming the step) or "

@@ -64,6 +64,7 @@ struct TrainConfig {
   double task_clip_norm = 100;
   double clip_norm = 100;
   double label_smoothing = 0;
+  int64_t concurrent_passes = 0;  // CPU: passes of a step side by side (0 = auto; train/scpn/step.h)
   IntegrationOptions integration;  // the integration.* keys; their defaults are IntegrationOptions'
   uint64_t seed = 42;
   NonFinitePolicy non_finite = NonFinitePolicy::stop;

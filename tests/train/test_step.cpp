@@ -1,9 +1,11 @@
 // The SCPN step: `sum` mode equals one backward of the summed losses followed by the same clip and SGD
 // update computed here by hand; `parent` mode equals plain training; an `scpn` step with no subnetworks is
-// the parent's step; the step is deterministic for a seed.
+// the parent's step; the step is deterministic for a seed and the same bit for bit with its passes side by
+// side.
 #include <doctest/doctest.h>
 
 #include "engine/autograd.h"
+#include "engine/devices.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/optim/sgd.h"
@@ -133,6 +135,32 @@ TEST_CASE("an scpn step moves each capacity's own BN statistics and is determini
     CHECK(moved);  // parent, @0.50 and @0.25 statistics all moved
   }
   CHECK(ra.task_rows > 0);
+}
+
+TEST_CASE("passes side by side (train.concurrent_passes) give the step of passes one after another, bit for bit") {
+  const int threads_before = cpu_threads();
+  set_cpu_threads(2);  // two threads even on one core: the passes must really overlap
+  for (Granularity g : {Granularity::weight, Granularity::channel}) {
+    CAPTURE(to_string(g));
+    Setup a(g), b(g);
+    StepOptions one, two;
+    one.capacities = two.capacities = {0.5, 0.25};
+    one.concurrent_passes = 1;
+    two.concurrent_passes = 2;
+    ScpnStep sa(*a.model, *a.opt, one, 9), sb(*b.model, *b.opt, two, 9);
+    for (int64_t step = 1; step <= 2; ++step) {
+      StepResult ra = sa.run(a.x, a.y, step), rb = sb.run(b.x, b.y, step);
+      CHECK(ra.timings.concurrent_passes == 1);
+      CHECK(rb.timings.concurrent_passes == 2);  // the two subnetworks side by side, then the parent
+      CHECK(ra.parent_loss == rb.parent_loss);
+      CHECK(ra.subnet_losses == rb.subnet_losses);
+      CHECK(ra.grad_norm == rb.grad_norm);
+      CHECK(ra.projected_rows == rb.projected_rows);
+    }
+    // Parameters, optimizer-moved values and every capacity's BatchNorm statistics.
+    CHECK(snapshot(*a.model) == snapshot(*b.model));
+  }
+  set_cpu_threads(threads_before);
 }
 
 TEST_CASE("a diverging step stops with a clear error") {

@@ -32,6 +32,7 @@ StepOptions step_options(const TrainConfig& cfg) {
   so.clip_norm = cfg.clip_norm;
   so.label_smoothing = cfg.label_smoothing;
   so.compact_subnets = cfg.compact_subnets;
+  so.concurrent_passes = cfg.concurrent_passes;
   so.integration = cfg.integration;
   return so;
 }

@@ -1,8 +1,11 @@
 #include "train/scpn/step.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "engine/autograd.h"
+#include "engine/concurrent.h"
+#include "engine/devices.h"
 #include "engine/ops/elementwise.h"
 #include "engine/ops/loss.h"
 #include "engine/optim/clip.h"
@@ -100,42 +103,58 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
   // One ranking of every layer's scores serves all capacities of the step (and the parent's ones-mask).
   model_.prepare_masks(r.capacities);
 
-  // Slot 0 is the parent; slots 1..N the subnetworks, in capacity order.
-  std::vector<GradientSlot> slots(r.capacities.size() + 1);
-  for (size_t i = 0; i < r.capacities.size(); ++i) {
-    const models::ForwardContext ctx = subnet_context(r.capacities[i]);
+  // Pass i < N is the subnetwork at r.capacities[i], backpropagated into slot i + 1; pass N is the parent
+  // (all-ones masks, the parent's BatchNorm running statistics move), into slot 0. The passes share no
+  // mutable state: the model is only read, each pass writes its own slot and its capacity's statistics.
+  const int64_t subnets = int64_t(r.capacities.size()), passes = subnets + 1;
+  const auto n = static_cast<size_t>(passes);
+  std::vector<GradientSlot> slots(n);
+  std::vector<double> losses(n), forward_ms(n), backward_ms(n);
+  auto run_pass = [&](int64_t i) {
+    const bool parent = i == subnets;
     auto t0 = Clock::now();
+    const models::ForwardContext ctx = parent ? parent_context() : subnet_context(r.capacities[size_t(i)]);
     Tensor loss = cross_entropy(model_.forward(images, ctx).logits, labels, options_.label_smoothing);
-    r.timings.subnet_forward_ms.push_back(ms_since(t0));
+    forward_ms[size_t(i)] = ms_since(t0);
     t0 = Clock::now();
-    GradientSlot& slot = slots[i + 1];
+    GradientSlot& slot = slots[size_t(parent ? 0 : i + 1)];
     backward(loss, Tensor(), BackwardOptions{&slot});
-    if (dp_) dp_->average(slot, cat("step ", step_index, " gradients of subnetwork ", i));
-    if (options_.task_clip_norm > 0) clip_grad_norm(slot, all_, options_.task_clip_norm);
-    // Keep Gᵢ[S] ⊙ M(cᵢ): a subnetwork's score gradient only for the weights it kept.
-    for (auto& [name, conv] : model_.convs()) {
-      if (!conv->pruned()) continue;
-      Tensor g = slot.get(conv->score());
-      if (g.defined()) slot.set(conv->score(), mul(g, conv->mask(r.capacities[i])));
+    if (dp_) {
+      dp_->average(slot, parent ? cat("step ", step_index, " gradients of the parent")
+                                : cat("step ", step_index, " gradients of subnetwork ", i));
     }
-    r.timings.subnet_backward_ms.push_back(ms_since(t0));
-    r.subnet_losses.push_back(loss.item());
-  }
-
-  // The parent: all-ones masks, BatchNorm running statistics of the parent move.
-  auto t0 = Clock::now();
-  Tensor parent_loss = cross_entropy(model_.forward(images, parent_context()).logits, labels,
-                                     options_.label_smoothing);
-  r.timings.parent_forward_ms = ms_since(t0);
-  t0 = Clock::now();
-  backward(parent_loss, Tensor(), BackwardOptions{&slots[0]});
-  if (dp_) dp_->average(slots[0], cat("step ", step_index, " gradients of the parent"));
-  r.timings.parent_backward_ms = ms_since(t0);
-  r.parent_loss = parent_loss.item();
+    if (!parent) {
+      if (options_.task_clip_norm > 0) clip_grad_norm(slot, all_, options_.task_clip_norm);
+      // Keep Gᵢ[S] ⊙ M(cᵢ): a subnetwork's score gradient only for the weights it kept.
+      for (auto& [name, conv] : model_.convs()) {
+        if (!conv->pruned()) continue;
+        Tensor g = slot.get(conv->score());
+        if (g.defined()) slot.set(conv->score(), mul(g, conv->mask(r.capacities[size_t(i)])));
+      }
+    }
+    backward_ms[size_t(i)] = ms_since(t0);
+    losses[size_t(i)] = loss.item();
+  };
+  // Whole groups of `at_once` passes side by side (one thread each), the rest one after another on all
+  // threads: with 5 passes on 2 cores, the subnetworks two at a time, then the parent.
+  const int at_once = concurrent_passes(images.device(), passes);
+  const int64_t side_by_side = at_once > 1 ? passes / at_once * at_once : 0;
+  run_concurrently(side_by_side, at_once, run_pass);
+  for (int64_t i = side_by_side; i < passes; ++i) run_pass(i);
   model_.clear_masks();
 
+  r.timings.concurrent_passes = side_by_side > 0 ? at_once : 1;
+  for (int64_t i = 0; i < subnets; ++i) {
+    r.subnet_losses.push_back(losses[size_t(i)]);
+    r.timings.subnet_forward_ms.push_back(forward_ms[size_t(i)]);
+    r.timings.subnet_backward_ms.push_back(backward_ms[size_t(i)]);
+  }
+  r.parent_loss = losses.back();
+  r.timings.parent_forward_ms = forward_ms.back();
+  r.timings.parent_backward_ms = backward_ms.back();
+
   // The head keeps the parent's gradient; the prunable tensors get the integrated one.
-  t0 = Clock::now();
+  auto t0 = Clock::now();
   for (auto& p : head_) p.set_grad(slots[0].get(p));
   Generator order_gen(seed_ ^ kIntegrationStream, uint64_t(step_index) * uint64_t(prunable_.size() + 1) * 4);
   IntegrationStats stats = integrate_gradients(prunable_, slots, options_.integration, order_gen);
@@ -146,6 +165,15 @@ StepResult ScpnStep::run_scpn(const Tensor& images, const Tensor& labels, int64_
   finish(r, step_index);
   r.timings.total_ms = ms_since(t_start);
   return r;
+}
+
+// How many passes run side by side: only on the CPU (a GPU runs one pass's kernels at a time) and without
+// data parallelism (every pass's gradients are averaged over the ranks in the same order on all of them).
+int ScpnStep::concurrent_passes(Device device, int64_t passes) const {
+  if (!device.is_cpu() || dp_) return 1;
+  const int64_t threads = cpu_threads();
+  if (options_.concurrent_passes > 0) return int(std::min<int64_t>(options_.concurrent_passes, threads));
+  return threads >= 2 && threads <= passes ? int(threads) : 1;
 }
 
 StepResult ScpnStep::run_sum(const Tensor& images, const Tensor& labels, int64_t step_index) {

@@ -29,6 +29,11 @@ struct StepOptions {
   // always masked.
   bool compact_subnets = true;
   IntegrationOptions integration;
+  // CPU: how many of the step's passes (forward + backward of a subnetwork or the parent) run side by side,
+  // each on its own thread with single-threaded kernels, instead of one after another with every op split
+  // over all threads. 0 = as many as there are CPU threads when that is 2 to the number of passes, else 1.
+  // Same results bit for bit; each pass running at once keeps its activations alive at the same time.
+  int64_t concurrent_passes = 0;
   // A non-finite loss or gradient never updates the model; it throws (true) or is only reported in
   // StepResult::non_finite (false: the trainer's train.non_finite decides, see train/step_guard.h).
   bool throw_on_non_finite = true;
@@ -38,6 +43,7 @@ struct StepOptions {
 struct StepTimings {
   std::vector<double> subnet_forward_ms, subnet_backward_ms;  // per capacity, in step order
   double parent_forward_ms = 0, parent_backward_ms = 0, integration_ms = 0, optimizer_ms = 0, total_ms = 0;
+  int concurrent_passes = 1;  // > 1: that many passes ran side by side, so their times overlap
 };
 
 struct StepResult {
@@ -74,6 +80,7 @@ class ScpnStep {
   void finish(StepResult& r, int64_t step_index);  // losses' mean over ranks, final clip, optimizer step
 
   models::ForwardContext parent_context() const;
+  int concurrent_passes(Device device, int64_t passes) const;
   void average_losses(StepResult& r, int64_t step_index);
 
   models::ResNet& model_;
