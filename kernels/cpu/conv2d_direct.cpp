@@ -10,6 +10,7 @@
 #include "kernels/cpu/conv2d_direct.h"
 
 #include <algorithm>
+#include <type_traits>
 #include <cstring>
 #include <vector>
 
@@ -73,14 +74,11 @@ struct Layout {
   int64_t tap_row = 0, odd = 0;  // row layouts: offset between tap rows; stride 2: where odd columns start
 };
 
-// The image layout pads the input plane on the stack: (H + 2)·(W + 2) values at most.
-constexpr int64_t kMaxPaddedImage = 256;
-
 Layout make_layout(int64_t H, int64_t W, int64_t stride, int64_t lanes, int nv) {
   Layout l;
   l.H = H, l.W = W, l.stride = stride, l.P = (H - 1) / stride + 1, l.Q = (W - 1) / stride + 1;
   l.row_len = nv * lanes;
-  l.whole_image = l.P * l.Q <= lanes && l.P > 1 && (H + 2) * (W + 2) <= kMaxPaddedImage;
+  l.whole_image = l.P * l.Q <= lanes && l.P > 1;
   if (l.whole_image) {
     l.rows = 1, l.row_values = l.P * l.Q, l.plane = 9 * lanes, l.row_step = 0;
   } else if (stride == 1) {
@@ -93,34 +91,64 @@ Layout make_layout(int64_t H, int64_t W, int64_t stride, int64_t lanes, int nv) 
   return l;
 }
 
+// The image layout's nine tap copies of an input plane: lane j of tap t is input value source[t][j] of the
+// unpadded H x W plane, or zero where the tap reads padding (−1) and beyond the P·Q outputs. Built once per
+// convolution. When the plane fits one vector (4x4 in 16 lanes) each tap is one permutation of (the plane,
+// zeros) instead of a gather of P·Q scalars: nine shuffles per plane, not ~150 scalar moves.
+template <class T, int Bytes>
+struct ImageTaps {
+  using V = typename VectorOf<T, Bytes>::type;
+  using Index = typename VectorOf<std::conditional_t<sizeof(T) == 4, int32_t, int64_t>, Bytes>::type;
+  static constexpr int L = Bytes / int(sizeof(T));
+  int64_t values = 0;  // H·W
+  bool one_vector = false;
+  int32_t source[9][L] = {};
+  Index permutation[9] = {};  // one_vector: lane j takes lane permutation[t][j] of (plane, zeros)
+
+  explicit ImageTaps(const Layout& l) {
+    if (!l.whole_image) return;
+    values = l.H * l.W;
+    one_vector = values <= L;
+    for (int t = 0; t < 9; ++t)
+      for (int j = 0; j < L; ++j) {
+        const int64_t p = j / l.Q, q = j % l.Q;
+        const int64_t h = p * l.stride + t / 3 - 1, w = q * l.stride + t % 3 - 1;
+        const bool inside = j < l.P * l.Q && h >= 0 && h < l.H && w >= 0 && w < l.W;
+        source[t][j] = inside ? int32_t(h * l.W + w) : -1;
+        permutation[t][j] = inside ? source[t][j] : L;  // lane 0 of the zero vector
+      }
+  }
+
+  void fill(const T* src, T* dst) const {
+    if (one_vector) {
+      V plane{};
+      std::memcpy(&plane, src, size_t(values) * sizeof(T));
+#pragma GCC unroll 9
+      for (int t = 0; t < 9; ++t) {
+        const V tap = __builtin_shuffle(plane, V{}, permutation[t]);
+        std::memcpy(dst + t * L, &tap, sizeof(V));
+      }
+      return;
+    }
+    for (int t = 0; t < 9; ++t)
+      for (int j = 0; j < L; ++j) dst[t * L + j] = source[t][j] < 0 ? T(0) : src[source[t][j]];
+  }
+};
+
 // One channel plane [H, W] into its scratch plane, which holds zeros wherever this never writes.
-template <class T>
-void fill_plane(const Layout& l, const T* src, T* dst) {
-  if (!l.whole_image && l.stride == 1) {
+template <class T, int Bytes>
+void fill_plane(const Layout& l, const ImageTaps<T, Bytes>& taps, const T* src, T* dst) {
+  if (l.whole_image) return taps.fill(src, dst);
+  if (l.stride == 1) {
     for (int64_t h = 0; h < l.H; ++h) copy_row(src + h * l.W, l.W, dst + (h + 1) * l.row_step + 1);
     return;
   }
-  if (!l.whole_image) {  // stride 2: input column w is padded column w + 1, even ones first
-    for (int64_t h = 0; h < l.H; ++h) {
-      const T* in = src + h * l.W;
-      T* row = dst + (h + 1) * l.tap_row;
-      for (int64_t w = 1; w < l.W; w += 2) row[(w + 1) / 2] = in[w];
-      for (int64_t w = 0; w < l.W; w += 2) row[l.odd + w / 2] = in[w];
-    }
-    return;
-  }
-  // The image zero-padded on the stack, then each tap's shifted copy read from it row by row, with no
-  // bounds to test.
-  T padded[kMaxPaddedImage];
-  const int64_t Wp = l.W + 2, st = l.stride;
-  for (int64_t i = 0; i < (l.H + 2) * Wp; ++i) padded[i] = T(0);
-  for (int64_t h = 0; h < l.H; ++h)
-    for (int64_t w = 0; w < l.W; ++w) padded[(h + 1) * Wp + w + 1] = src[h * l.W + w];
-  for (int t = 0; t < 9; ++t) {
-    const T* from = padded + (t / 3) * Wp + t % 3;
-    T* out = dst + t * l.row_len;
-    for (int64_t p = 0; p < l.P; ++p)
-      for (int64_t q = 0; q < l.Q; ++q) out[p * l.Q + q] = from[p * st * Wp + q * st];
+  // Stride 2: input column w is padded column w + 1, even ones first.
+  for (int64_t h = 0; h < l.H; ++h) {
+    const T* in = src + h * l.W;
+    T* row = dst + (h + 1) * l.tap_row;
+    for (int64_t w = 1; w < l.W; w += 2) row[(w + 1) / 2] = in[w];
+    for (int64_t w = 0; w < l.W; w += 2) row[l.odd + w / 2] = in[w];
   }
 }
 
@@ -209,6 +237,7 @@ void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* o
   std::vector<T> packed;
   const std::vector<Block> blocks = pack_weights<T, MR>(g, weight, packed);
   const Layout l = make_layout(g.H, g.W, g.stride, Bytes / int(sizeof(T)), NV);
+  const ImageTaps<T, Bytes> taps(l);
   const int64_t HW = g.H * g.W, PQ = g.P * g.Q;
 #pragma omp parallel
   {
@@ -216,7 +245,7 @@ void direct(const Geometry& g, const T* in, WeightFn weight, const T* bias, T* o
 #pragma omp for schedule(dynamic, 1)
     for (int64_t n = 0; n < g.N; ++n) {
       for (int64_t i = 0; i < g.in_channels; ++i)
-        fill_plane(l, in + (n * g.in_channels + i) * HW, scratch.data() + i * l.plane);
+        fill_plane(l, taps, in + (n * g.in_channels + i) * HW, scratch.data() + i * l.plane);
       for (const Block& b : blocks) {
         T* out_block = out + (n * g.out_channels + b.first) * PQ;
         const T* bias_block = bias ? bias + b.first : nullptr;
@@ -237,7 +266,7 @@ struct Config {
 };
 Config choose_config(int64_t H, int64_t W, int64_t stride, int64_t elem_bytes) {
   const int64_t L = kVectorBytes / elem_bytes, P = (H - 1) / stride + 1, Q = (W - 1) / stride + 1;
-  const bool whole = P * Q <= L && P > 1 && (H + 2) * (W + 2) <= kMaxPaddedImage;  // as make_layout decides
+  const bool whole = P * Q <= L && P > 1;  // as make_layout decides
   const int64_t values = whole ? P * Q : Q;
   if (values * 2 <= L) return {kVectorBytes / 2, 1, values, L / 2};
   if (values <= L) return {kVectorBytes, 1, values, L};
