@@ -6,7 +6,8 @@
 // the FMA units. Here an output row of MR channels lives in MR·NV vector registers for the whole sum over
 // input channels and taps; each tap is an unaligned load of an input row from a zero-padded copy of the
 // image (a few tens of KiB, in L1/L2), broadcast-multiplied by MR weights. Per tap: NV loads, MR weight
-// broadcasts, MR·NV FMAs. The filter gradient (stride 1) keeps one vector sum per filter and tap instead.
+// broadcasts, MR·NV FMAs. The filter gradient keeps one vector sum per filter and tap instead: along the
+// rows for few filters and wide rows, otherwise with the filters in the lanes.
 #include "kernels/cpu/conv2d_direct.h"
 
 #include <algorithm>
@@ -282,7 +283,7 @@ void dispatch(const Geometry& g, const T* in, WeightFn weight, const T* bias, T*
   else direct<T, kVectorBytes, 2>(g, in, weight, bias, out);
 }
 
-// ---- backward filter --------------------------------------------------------------------------------
+// ---- backward filter, sums along the rows (stride 1, at most one vector of filters) ------------------
 //
 // dw[k][c][r][s] = Σ_n Σ_p Σ_q dy[n][k][p][q] · xp[n][c][p + r][q + s]. For MK filters and one input
 // channel, the 9·MK sums are vector accumulators along q, reduced across lanes once per group of images;
@@ -400,6 +401,117 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   }
 }
 
+// ---- backward filter, lanes over filters ---------------------------------------------------------------
+//
+// The same sums with L consecutive filters in the lanes of a vector: dy transposed once to [n][p][q][k]
+// (k padded to whole vectors with zeros), x copied once into zero-padded planes. Per output pixel: NK
+// vectors of dy, 9·CB input values broadcast from the planes (any stride: the taps are plain addresses),
+// 9·CB·NK FMAs into accumulators that are never reduced across lanes. Each image's sums are added into
+// the block's totals, so a weight's gradient is a sum over the image's pixels, then over the images in
+// order: deterministic, and the same whatever the thread count (a block belongs to one thread).
+
+// f32 sums of ~10^5 products per weight: chains of at most kChain terms at each of three levels (pixels
+// into `acc`, chunks into `block`, blocks into `total`), so rounding grows with 3·kChain, not with N·P·Q.
+constexpr int64_t kChain = 64;
+
+template <class T, int Bytes, int NK, int CB>
+void filter_lanes_block(const T* dyt, const T* xpad, int64_t N, int64_t C, int64_t K, int64_t Kp, int64_t P,
+                        int64_t Q, int64_t stride, int64_t plane, int64_t Wp, int64_t k0, int64_t c0, T* dw) {
+  using V = typename VectorOf<T, Bytes>::type;
+  constexpr int L = Bytes / int(sizeof(T));
+  constexpr int U = CB * 9;
+  V total[NK][U], block[NK][U];
+  for (int j = 0; j < NK; ++j)
+    for (int u = 0; u < U; ++u) total[j][u] = block[j][u] = V{};
+  const int64_t rows_per_chunk = std::max<int64_t>(1, kChain / Q);
+  int64_t chunks = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const T* d = dyt + n * P * Q * Kp + k0;
+    const T* x = xpad + (n * C + c0) * plane;
+    for (int64_t p0 = 0; p0 < P; p0 += rows_per_chunk) {
+      V acc[NK][U];
+#pragma GCC unroll 2
+      for (int j = 0; j < NK; ++j)
+#pragma GCC unroll 18
+        for (int u = 0; u < U; ++u) acc[j][u] = V{};
+      for (int64_t p = p0; p < std::min(P, p0 + rows_per_chunk); ++p)
+        for (int64_t q = 0; q < Q; ++q) {
+          V dv[NK];
+#pragma GCC unroll 2
+          for (int j = 0; j < NK; ++j) std::memcpy(&dv[j], d + (p * Q + q) * Kp + j * L, sizeof(V));
+          const T* xt = x + p * stride * Wp + q * stride;
+#pragma GCC unroll 2
+          for (int b = 0; b < CB; ++b)
+#pragma GCC unroll 3
+            for (int r = 0; r < 3; ++r)
+#pragma GCC unroll 3
+              for (int s = 0; s < 3; ++s) {
+                const T xv = xt[b * plane + r * Wp + s];
+#pragma GCC unroll 2
+                for (int j = 0; j < NK; ++j) acc[j][b * 9 + r * 3 + s] += dv[j] * xv;  // broadcast FMA
+              }
+        }
+      for (int j = 0; j < NK; ++j)
+        for (int u = 0; u < U; ++u) block[j][u] += acc[j][u];
+      if (++chunks == kChain) {
+        for (int j = 0; j < NK; ++j)
+          for (int u = 0; u < U; ++u) total[j][u] += block[j][u], block[j][u] = V{};
+        chunks = 0;
+      }
+    }
+  }
+  for (int j = 0; j < NK; ++j)
+    for (int u = 0; u < U; ++u) {
+      alignas(64) T lanes[L];
+      const V sum = total[j][u] + block[j][u];
+      std::memcpy(lanes, &sum, sizeof(V));
+      const int64_t c = c0 + u / 9, tap = u % 9;
+      for (int e = 0; e < L; ++e) {
+        const int64_t k = k0 + j * L + e;
+        if (k < K) dw[(k * C + c) * 9 + tap] = lanes[e];
+      }
+    }
+}
+
+template <class T, int Bytes, int NK, int CB>
+void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
+  constexpr int L = Bytes / int(sizeof(T));
+  const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, P = p.P(), Q = p.Q(), stride = p.stride_h;
+  const int64_t Kp = (K + NK * L - 1) / (NK * L) * (NK * L), Wp = W + 2, plane = (H + 2) * Wp;
+  std::vector<T> dyt(size_t(N * P * Q * Kp), T(0)), xpad(size_t(N * C * plane), T(0));
+  const int64_t k_blocks = Kp / (NK * L), c_blocks = (C + CB - 1) / CB;
+#pragma omp parallel
+  {
+#pragma omp for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      T* t = dyt.data() + n * P * Q * Kp;
+      for (int64_t k = 0; k < K; ++k) {
+        const T* from = dy + (n * K + k) * P * Q;
+        for (int64_t i = 0; i < P * Q; ++i) t[i * Kp + k] = from[i];
+      }
+      for (int64_t c = 0; c < C; ++c)
+        for (int64_t h = 0; h < H; ++h)
+          copy_row(x + ((n * C + c) * H + h) * W, W, xpad.data() + (n * C + c) * plane + (h + 1) * Wp + 1);
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t item = 0; item < k_blocks * c_blocks; ++item) {
+      const int64_t k0 = (item / c_blocks) * NK * L, c0 = (item % c_blocks) * CB;
+      if (c0 + CB <= C)
+        filter_lanes_block<T, Bytes, NK, CB>(dyt.data(), xpad.data(), N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
+      else  // the last channel of an odd count
+        filter_lanes_block<T, Bytes, NK, 1>(dyt.data(), xpad.data(), N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
+    }
+  }
+}
+
+// Filters in the lanes, unless the filters fill at most one vector and the stride-1 rows are wide: there
+// (the stem, 16-filter stages at 28x28) the sums along the rows measured faster (tools/bench_conv).
+bool filter_lanes_wins(const Conv2dParams& p, int64_t elem_bytes) {
+  const Config c = choose_config(p.H, p.W, 1, elem_bytes);
+  const bool whole = make_layout(p.H, p.W, 1, c.bytes / elem_bytes, c.nv).whole_image;
+  return p.stride_h != 1 || whole || p.K > kVectorBytes / elem_bytes;
+}
+
 }  // namespace
 
 bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
@@ -414,11 +526,7 @@ bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
 
 bool conv2d_direct_data_fits(DType t, const Conv2dParams& p) { return p.stride_h == 1 && conv2d_direct_fits(t, p); }
 
-bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p) {
-  if (!conv2d_direct_data_fits(t, p)) return false;
-  const Config c = choose_config(p.H, p.W, 1, t == DType::f32 ? 4 : 8);
-  return !make_layout(p.H, p.W, 1, c.bytes / (t == DType::f32 ? 4 : 8), c.nv).whole_image;
-}
+bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p) { return conv2d_direct_fits(t, p); }
 
 void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const void* w, const void* bias, void* y) {
   with_float_type(t, "conv2d_direct_forward", [&](auto zero) {
@@ -453,6 +561,15 @@ void conv2d_direct_backward_filter(DType t, const Conv2dParams& p, const void* x
     const T* xs = static_cast<const T*>(x);
     const T* dys = static_cast<const T*>(dy);
     T* dws = static_cast<T*>(dw);
+    if (filter_lanes_wins(p, sizeof(T))) {
+#if defined(__AVX512F__)
+      // 18 accumulators: two vectors of filters by one channel, or one vector by two channels.
+      if (p.K > kVectorBytes / int64_t(sizeof(T))) return filter_lanes<T, kVectorBytes, 2, 1>(p, xs, dys, dws);
+      return filter_lanes<T, kVectorBytes, 1, 2>(p, xs, dys, dws);
+#else
+      return filter_lanes<T, kVectorBytes, 1, 1>(p, xs, dys, dws);  // 9 accumulators of 16 registers
+#endif
+    }
     const Config c = choose_config(p.H, p.W, 1, sizeof(T));
     if (c.bytes == kVectorBytes / 2) direct_filter<T, kVectorBytes / 2, 1>(p, xs, dys, dws);
     else if (c.nv == 1) direct_filter<T, kVectorBytes, 1>(p, xs, dys, dws);

@@ -1,6 +1,6 @@
 // Direct 3x3 pad-1 convolution for narrow NCHW images (an output row fits in two vector registers): no
 // column matrix, each input row is read straight from a zero-padded copy of its image.
-// Used by kernels/cpu/conv2d.cpp for the forward and, at stride 1, both backward passes.
+// Used by kernels/cpu/conv2d.cpp for the forward and the filter gradient, and at stride 1 the data gradient.
 #pragma once
 #include "kernels/conv2d.h"
 
@@ -12,8 +12,7 @@ namespace scpn::cpu {
 bool conv2d_direct_fits(DType t, const Conv2dParams& p);
 // Its backward data pass: the shapes above with stride 1.
 bool conv2d_direct_data_fits(DType t, const Conv2dParams& p);
-// Its filter gradient: stride 1, but not whole images in a vector, whose filter gradient is a GEMM over
-// the batch (one row per image leaves the kernel too little to sum).
+// Its filter gradient: the same shapes as the forward.
 bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p);
 
 // The contracts of Conv2dForwardFn and Conv2dBackwardDataFn (kernels/conv2d.h) for the shapes above.
