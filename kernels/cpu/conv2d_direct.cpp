@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <type_traits>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/dtype_switch.h"
@@ -478,28 +479,43 @@ void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   constexpr int L = Bytes / int(sizeof(T));
   const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, P = p.P(), Q = p.Q(), stride = p.stride_h;
   const int64_t Kp = (K + NK * L - 1) / (NK * L) * (NK * L), Wp = W + 2, plane = (H + 2) * Wp;
-  std::vector<T> dyt(size_t(N * P * Q * Kp), T(0)), xpad(size_t(N * C * plane), T(0));
-  const int64_t k_blocks = Kp / (NK * L), c_blocks = (C + CB - 1) / CB;
+  // Written in full below (values, padding and borders), so not zeroed first: a zeroing pass over both
+  // buffers costs as much as filling them.
+  std::unique_ptr<T[]> dyt_buffer(new T[size_t(N * P * Q * Kp)]), xpad_buffer(new T[size_t(N * C * plane)]);
+  T* const dyt = dyt_buffer.get();
+  T* const xpad = xpad_buffer.get();
+  const int64_t k_blocks = Kp / (NK * L), c_blocks = (C + CB - 1) / CB, PQ = P * Q;
 #pragma omp parallel
   {
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
-      T* t = dyt.data() + n * P * Q * Kp;
-      for (int64_t k = 0; k < K; ++k) {
-        const T* from = dy + (n * K + k) * P * Q;
-        for (int64_t i = 0; i < P * Q; ++i) t[i * Kp + k] = from[i];
+      // dy[n] [K][PQ] -> [PQ][Kp] in 16 x 16 tiles, which stay in L1 whichever side is strided.
+      T* t = dyt + n * PQ * Kp;
+      const T* from = dy + n * K * PQ;
+      for (int64_t k0 = 0; k0 < K; k0 += 16)
+        for (int64_t i0 = 0; i0 < PQ; i0 += 16)
+          for (int64_t k = k0; k < std::min(K, k0 + 16); ++k)
+            for (int64_t i = i0; i < std::min(PQ, i0 + 16); ++i) t[i * Kp + k] = from[k * PQ + i];
+      for (int64_t i = 0; i < PQ; ++i)
+        for (int64_t k = K; k < Kp; ++k) t[i * Kp + k] = T(0);
+      for (int64_t c = 0; c < C; ++c) {
+        T* plane_c = xpad + (n * C + c) * plane;
+        std::fill_n(plane_c, Wp, T(0));
+        std::fill_n(plane_c + (H + 1) * Wp, Wp, T(0));
+        for (int64_t h = 0; h < H; ++h) {
+          T* row = plane_c + (h + 1) * Wp;
+          row[0] = row[W + 1] = T(0);
+          copy_row(x + ((n * C + c) * H + h) * W, W, row + 1);
+        }
       }
-      for (int64_t c = 0; c < C; ++c)
-        for (int64_t h = 0; h < H; ++h)
-          copy_row(x + ((n * C + c) * H + h) * W, W, xpad.data() + (n * C + c) * plane + (h + 1) * Wp + 1);
     }
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < k_blocks * c_blocks; ++item) {
       const int64_t k0 = (item / c_blocks) * NK * L, c0 = (item % c_blocks) * CB;
       if (c0 + CB <= C)
-        filter_lanes_block<T, Bytes, NK, CB>(dyt.data(), xpad.data(), N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
+        filter_lanes_block<T, Bytes, NK, CB>(dyt, xpad, N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
       else  // the last channel of an odd count
-        filter_lanes_block<T, Bytes, NK, 1>(dyt.data(), xpad.data(), N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
+        filter_lanes_block<T, Bytes, NK, 1>(dyt, xpad, N, C, K, Kp, P, Q, stride, plane, Wp, k0, c0, dw);
     }
   }
 }
