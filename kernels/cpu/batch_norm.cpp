@@ -3,7 +3,10 @@
 // accumulated in double, with the variance from a second pass over x - mean (no E[x²] - E[x]² cancellation).
 #include "kernels/batch_norm.h"
 
+#include <omp.h>
+
 #include <cmath>
+#include <vector>
 
 #include "kernels/cpu/dtype_switch.h"
 
@@ -72,6 +75,21 @@ void row_gradient_sums(const T* g, const T* x, int64_t hw, double mean, double& 
   sum_g_xmu += add_lanes(b);
 }
 
+// Runs fn(first, end) on each thread's contiguous share of the channels. Every pass below walks its share
+// image by image (n outer, channels inner), so each thread reads one contiguous stretch per image: walking
+// a channel's N rows instead jumps C·H·W values per row, a new page per row at 7x7 and 4x4, and the
+// hardware prefetcher follows none of it. Each channel's sums still run over n in order: the same result
+// whatever the thread count.
+template <class Fn>
+void for_channel_shares(const BatchNormShape& s, Fn fn) {
+#pragma omp parallel if (s.n * s.c * s.hw > kParallelGrain)
+  {
+    const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+    const int64_t first = s.c * t / threads, end = s.c * (t + 1) / threads;
+    if (first < end) fn(first, end);
+  }
+}
+
 }  // namespace
 
 void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape& s, double eps, double momentum,
@@ -88,32 +106,42 @@ void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape&
     T* sm = static_cast<T*>(save_mean);
     T* si = static_cast<T*>(save_invstd);
     const int64_t m = s.per_channel();
-#pragma omp parallel for if (s.n * s.c * s.hw > kParallelGrain)
-    for (int64_t c = 0; c < s.c; ++c) {
-      double sum = 0;
-      for (int64_t n = 0; n < s.n; ++n) sum += row_sum(channel_row(xs, s, n, c), s.hw);
-      const double mean = sum / double(m);
-      double squares = 0;
-      for (int64_t n = 0; n < s.n; ++n) squares += row_squared_deviations(channel_row(xs, s, n, c), s.hw, mean);
-      const double var = squares / double(m);
-      const double invstd = 1.0 / std::sqrt(var + eps);
-      sm[c] = T(mean);
-      si[c] = T(invstd);
-      if (rm && rv) {
-        // PyTorch's convention: the running variance tracks the unbiased estimate.
-        const double unbiased = var * double(m) / double(m - 1);
-        rm[c] = T((1.0 - momentum) * double(rm[c]) + momentum * mean);
-        rv[c] = T((1.0 - momentum) * double(rv[c]) + momentum * unbiased);
-      }
+    for_channel_shares(s, [&](int64_t first, int64_t end) {
+      std::vector<double> mean(size_t(end - first), 0.0), squares(size_t(end - first), 0.0);
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = first; c < end; ++c) mean[size_t(c - first)] += row_sum(channel_row(xs, s, n, c), s.hw);
+      for (double& v : mean) v /= double(m);
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = first; c < end; ++c)
+          squares[size_t(c - first)] += row_squared_deviations(channel_row(xs, s, n, c), s.hw, mean[size_t(c - first)]);
       // The per-element pass in T: (x − mean) is exact-ish where it matters (x near the mean), and f32
       // lanes are twice as many as double ones.
-      const T mean_t = T(mean), scale = T(invstd * (w ? double(w[c]) : 1.0)), shift = T(b ? double(b[c]) : 0.0);
-      for (int64_t n = 0; n < s.n; ++n) {
-        const T* row = channel_row(xs, s, n, c);
-        T* out = channel_row(ys, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i) out[i] = (row[i] - mean_t) * scale + shift;
+      std::vector<T> mean_t(size_t(end - first)), scale(size_t(end - first)), shift(size_t(end - first));
+      for (int64_t c = first; c < end; ++c) {
+        const size_t i = size_t(c - first);
+        const double var = squares[i] / double(m);
+        const double invstd = 1.0 / std::sqrt(var + eps);
+        sm[c] = T(mean[i]);
+        si[c] = T(invstd);
+        if (rm && rv) {
+          // PyTorch's convention: the running variance tracks the unbiased estimate.
+          const double unbiased = var * double(m) / double(m - 1);
+          rm[c] = T((1.0 - momentum) * double(rm[c]) + momentum * mean[i]);
+          rv[c] = T((1.0 - momentum) * double(rv[c]) + momentum * unbiased);
+        }
+        mean_t[i] = T(mean[i]);
+        scale[i] = T(invstd * (w ? double(w[c]) : 1.0));
+        shift[i] = T(b ? double(b[c]) : 0.0);
       }
-    }
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = first; c < end; ++c) {
+          const size_t i = size_t(c - first);
+          const T* row = channel_row(xs, s, n, c);
+          T* out = channel_row(ys, s, n, c);
+          const T mu = mean_t[i], k = scale[i], beta = shift[i];
+          for (int64_t e = 0; e < s.hw; ++e) out[e] = (row[e] - mu) * k + beta;
+        }
+    });
   });
 }
 
@@ -166,31 +194,42 @@ void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, b
     const int64_t m = s.per_channel();
     // Eval-mode grad_x needs no sums: skip that pass when only grad_x is wanted.
     const bool need_sums = training || gw || gb;
-#pragma omp parallel for if (s.n * s.c * s.hw > kParallelGrain)
-    for (int64_t c = 0; c < s.c; ++c) {
-      const double mean_c = double(mu[c]);
-      const double invstd_c = double(is[c]);
-      double sum_g = 0, sum_g_xmu = 0;  // Σg and Σg·(x - mean)
+    for_channel_shares(s, [&](int64_t first, int64_t end) {
+      const size_t count = size_t(end - first);
+      std::vector<double> sum_g(count, 0.0), sum_g_xmu(count, 0.0);  // Σg and Σg·(x - mean)
       if (need_sums) {
         for (int64_t n = 0; n < s.n; ++n)
-          row_gradient_sums(channel_row(gy, s, n, c), channel_row(xs, s, n, c), s.hw, mean_c, sum_g, sum_g_xmu);
+          for (int64_t c = first; c < end; ++c)
+            row_gradient_sums(channel_row(gy, s, n, c), channel_row(xs, s, n, c), s.hw, double(mu[c]),
+                              sum_g[size_t(c - first)], sum_g_xmu[size_t(c - first)]);
       }
-      if (gb) gb[c] = T(sum_g);
-      if (gw) gw[c] = T(sum_g_xmu * invstd_c);  // Σ g·xhat
-      if (!gx) continue;
-      const double scale = invstd_c * (w ? double(w[c]) : 1.0);
-      // Training: the gradient also flows through mean and var; xhat·Σ(g·xhat)/m = (x-mean)·k with k below.
-      const double g_mean = training ? sum_g / double(m) : 0.0;
-      const double k = training ? sum_g_xmu * invstd_c * invstd_c / double(m) : 0.0;
-      // gx = (g − g_mean)·scale − (x − mean)·k·scale, per element in T (as in the forward).
-      const T mean_t = T(mean_c), g_scale = T(scale), g_shift = T(-g_mean * scale), x_scale = T(k * scale);
-      for (int64_t n = 0; n < s.n; ++n) {
-        const T* xr = channel_row(xs, s, n, c);
-        const T* gr = channel_row(gy, s, n, c);
-        T* out = channel_row(gx, s, n, c);
-        for (int64_t i = 0; i < s.hw; ++i) out[i] = gr[i] * g_scale + g_shift - (xr[i] - mean_t) * x_scale;
+      // gx = (g − g_mean)·scale − (x − mean)·k·scale, per element in T (as in the forward); training: the
+      // gradient also flows through mean and var, xhat·Σ(g·xhat)/m = (x-mean)·k.
+      std::vector<T> mean_t(count), g_scale(count), g_shift(count), x_scale(count);
+      for (int64_t c = first; c < end; ++c) {
+        const size_t i = size_t(c - first);
+        const double invstd_c = double(is[c]);
+        if (gb) gb[c] = T(sum_g[i]);
+        if (gw) gw[c] = T(sum_g_xmu[i] * invstd_c);  // Σ g·xhat
+        const double scale = invstd_c * (w ? double(w[c]) : 1.0);
+        const double g_mean = training ? sum_g[i] / double(m) : 0.0;
+        const double k = training ? sum_g_xmu[i] * invstd_c * invstd_c / double(m) : 0.0;
+        mean_t[i] = mu[c];
+        g_scale[i] = T(scale);
+        g_shift[i] = T(-g_mean * scale);
+        x_scale[i] = T(k * scale);
       }
-    }
+      if (!gx) return;
+      for (int64_t n = 0; n < s.n; ++n)
+        for (int64_t c = first; c < end; ++c) {
+          const size_t i = size_t(c - first);
+          const T* xr = channel_row(xs, s, n, c);
+          const T* gr = channel_row(gy, s, n, c);
+          T* out = channel_row(gx, s, n, c);
+          const T mean_c = mean_t[i], a = g_scale[i], b = g_shift[i], k = x_scale[i];
+          for (int64_t e = 0; e < s.hw; ++e) out[e] = gr[e] * a + b - (xr[e] - mean_c) * k;
+        }
+    });
   });
 }
 

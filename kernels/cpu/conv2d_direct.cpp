@@ -474,6 +474,36 @@ void filter_lanes_block(const T* dyt, const T* xpad, int64_t N, int64_t C, int64
     }
 }
 
+// An L x L tile transposed in registers: dst[j·dst_stride + i] = src[i·src_stride + j]. log2(L) rounds; round
+// b swaps, within each pair of rows (i, i + b), the lanes j of row i that have bit b set with the lanes
+// j − b of row i + b, so after the rounds b = 1, 2, 4, ... lane j of row i holds element (j, i).
+template <class T, int Bytes>
+inline void transpose_tile(const T* src, int64_t src_stride, T* dst, int64_t dst_stride) {
+  using V = typename VectorOf<T, Bytes>::type;
+  using Index = typename VectorOf<std::conditional_t<sizeof(T) == 4, int32_t, int64_t>, Bytes>::type;
+  constexpr int L = Bytes / int(sizeof(T));
+  V r[L];
+#pragma GCC unroll 16
+  for (int i = 0; i < L; ++i) std::memcpy(&r[i], src + i * src_stride, sizeof(V));
+#pragma GCC unroll 4
+  for (int b = 1; b < L; b *= 2) {
+    Index keep{}, take{};  // row i: its lanes without bit b, then row i + b's; row i + b: the reverse
+    for (int j = 0; j < L; ++j) {
+      keep[j] = (j & b) ? L + j - b : j;
+      take[j] = (j & b) ? L + j : j + b;
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < L; ++i) {
+      if (i & b) continue;
+      const V low = __builtin_shuffle(r[i], r[i + b], keep), high = __builtin_shuffle(r[i], r[i + b], take);
+      r[i] = low;
+      r[i + b] = high;
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < L; ++i) std::memcpy(dst + i * dst_stride, &r[i], sizeof(V));
+}
+
 template <class T, int Bytes, int NK, int CB>
 void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   constexpr int L = Bytes / int(sizeof(T));
@@ -489,13 +519,14 @@ void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   {
 #pragma omp for schedule(static)
     for (int64_t n = 0; n < N; ++n) {
-      // dy[n] [K][PQ] -> [PQ][Kp] in 16 x 16 tiles, which stay in L1 whichever side is strided.
+      // dy[n] [K][PQ] -> [PQ][Kp]: L x L tiles transposed in registers, scalar copies at the edges.
       T* t = dyt + n * PQ * Kp;
       const T* from = dy + n * K * PQ;
-      for (int64_t k0 = 0; k0 < K; k0 += 16)
-        for (int64_t i0 = 0; i0 < PQ; i0 += 16)
-          for (int64_t k = k0; k < std::min(K, k0 + 16); ++k)
-            for (int64_t i = i0; i < std::min(PQ, i0 + 16); ++i) t[i * Kp + k] = from[k * PQ + i];
+      const int64_t K_tiles = K / L * L, PQ_tiles = PQ / L * L;
+      for (int64_t k0 = 0; k0 < K_tiles; k0 += L)
+        for (int64_t i0 = 0; i0 < PQ_tiles; i0 += L) transpose_tile<T, Bytes>(from + k0 * PQ + i0, PQ, t + i0 * Kp + k0, Kp);
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t i = k < K_tiles ? PQ_tiles : 0; i < PQ; ++i) t[i * Kp + k] = from[k * PQ + i];
       for (int64_t i = 0; i < PQ; ++i)
         for (int64_t k = K; k < Kp; ++k) t[i * Kp + k] = T(0);
       for (int64_t c = 0; c < C; ++c) {
