@@ -411,7 +411,7 @@ void direct_filter(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
 // the block's totals, so a weight's gradient is a sum over the image's pixels, then over the images in
 // order: deterministic, and the same whatever the thread count (a block belongs to one thread).
 
-// f32 sums of ~10^5 products per weight: chains of at most kChain terms at each of three levels (pixels
+// f32 sums of ~10^5 products per weight: chains of about kChain terms at each of three levels (pixels
 // into `acc`, chunks into `block`, blocks into `total`), so rounding grows with 3·kChain, not with N·P·Q.
 constexpr int64_t kChain = 64;
 
@@ -424,47 +424,48 @@ void filter_lanes_block(const T* dyt, const T* xpad, int64_t N, int64_t C, int64
   V total[NK][U], block[NK][U];
   for (int j = 0; j < NK; ++j)
     for (int u = 0; u < U; ++u) total[j][u] = block[j][u] = V{};
-  const int64_t rows_per_chunk = std::max<int64_t>(1, kChain / Q);
-  int64_t chunks = 0;
+  V acc[NK][U];
+#pragma GCC unroll 2
+  for (int j = 0; j < NK; ++j)
+#pragma GCC unroll 18
+    for (int u = 0; u < U; ++u) acc[j][u] = V{};
+  // acc takes whole rows (across images on small ones) until it holds kChain pixels, then goes into block;
+  // kChain such chunks make a block, which goes into total.
+  int64_t pixels = 0, chunks = 0;
   for (int64_t n = 0; n < N; ++n) {
     const T* d = dyt + n * P * Q * Kp + k0;
     const T* x = xpad + (n * C + c0) * plane;
-    for (int64_t p0 = 0; p0 < P; p0 += rows_per_chunk) {
-      V acc[NK][U];
+    for (int64_t p = 0; p < P; ++p) {
+      for (int64_t q = 0; q < Q; ++q) {
+        V dv[NK];
 #pragma GCC unroll 2
-      for (int j = 0; j < NK; ++j)
-#pragma GCC unroll 18
-        for (int u = 0; u < U; ++u) acc[j][u] = V{};
-      for (int64_t p = p0; p < std::min(P, p0 + rows_per_chunk); ++p)
-        for (int64_t q = 0; q < Q; ++q) {
-          V dv[NK];
+        for (int j = 0; j < NK; ++j) std::memcpy(&dv[j], d + (p * Q + q) * Kp + j * L, sizeof(V));
+        const T* xt = x + p * stride * Wp + q * stride;
 #pragma GCC unroll 2
-          for (int j = 0; j < NK; ++j) std::memcpy(&dv[j], d + (p * Q + q) * Kp + j * L, sizeof(V));
-          const T* xt = x + p * stride * Wp + q * stride;
-#pragma GCC unroll 2
-          for (int b = 0; b < CB; ++b)
+        for (int b = 0; b < CB; ++b)
 #pragma GCC unroll 3
-            for (int r = 0; r < 3; ++r)
+          for (int r = 0; r < 3; ++r)
 #pragma GCC unroll 3
-              for (int s = 0; s < 3; ++s) {
-                const T xv = xt[b * plane + r * Wp + s];
+            for (int s = 0; s < 3; ++s) {
+              const T xv = xt[b * plane + r * Wp + s];
 #pragma GCC unroll 2
-                for (int j = 0; j < NK; ++j) acc[j][b * 9 + r * 3 + s] += dv[j] * xv;  // broadcast FMA
-              }
-        }
-      for (int j = 0; j < NK; ++j)
-        for (int u = 0; u < U; ++u) block[j][u] += acc[j][u];
-      if (++chunks == kChain) {
-        for (int j = 0; j < NK; ++j)
-          for (int u = 0; u < U; ++u) total[j][u] += block[j][u], block[j][u] = V{};
-        chunks = 0;
+              for (int j = 0; j < NK; ++j) acc[j][b * 9 + r * 3 + s] += dv[j] * xv;  // broadcast FMA
+            }
       }
+      if ((pixels += Q) < kChain) continue;
+      pixels = 0;
+      for (int j = 0; j < NK; ++j)
+        for (int u = 0; u < U; ++u) block[j][u] += acc[j][u], acc[j][u] = V{};
+      if (++chunks < kChain) continue;
+      chunks = 0;
+      for (int j = 0; j < NK; ++j)
+        for (int u = 0; u < U; ++u) total[j][u] += block[j][u], block[j][u] = V{};
     }
   }
   for (int j = 0; j < NK; ++j)
     for (int u = 0; u < U; ++u) {
       alignas(64) T lanes[L];
-      const V sum = total[j][u] + block[j][u];
+      const V sum = total[j][u] + (block[j][u] + acc[j][u]);
       std::memcpy(lanes, &sum, sizeof(V));
       const int64_t c = c0 + u / 9, tap = u % 9;
       for (int e = 0; e < L; ++e) {
