@@ -552,6 +552,99 @@ void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
   }
 }
 
+// ---- backward data at stride 2, input channels in the lanes --------------------------------------------
+//
+// dx[c][h][w] = Σ_k Σ dy[k][p][q] · w[k][c][r][s] over the taps with h = 2p + r − 1 and w = 2q + s − 1: an
+// even h takes r = 1 (p = h/2) only, an odd h r = 0 (p = (h + 1)/2) and r = 2 (p = (h − 1)/2); likewise w.
+// L input channels share a vector: along a run of M output pixels of a row, per k, the 3 or 6 weight
+// vectors of the row's taps times dy values broadcast (one per even pixel, two per odd one) into M·NC
+// accumulators. dy is read from a copy padded with zero rows and columns past its end (the last odd row
+// and column of an even-sized image, and the run's overhang), so no tap is tested for bounds. Each image's
+// dx comes out as [h][w][c] and is transposed back. A dx value is one thread's sum over k in order.
+
+template <class T, int Bytes, int M, int NC, int RowTaps>
+void data_lanes_run(const T* dyp, int64_t K, int64_t dy_plane, int64_t dy_row_len, const int64_t (&rows)[2],
+                    const int (&r_of)[2], int64_t q0, const T* wp, int64_t Cp, int64_t c0, T* out, int64_t out_step) {
+  using V = typename VectorOf<T, Bytes>::type;
+  constexpr int L = Bytes / int(sizeof(T));
+  V acc[M][NC];
+#pragma GCC unroll 16
+  for (int j = 0; j < M; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < NC; ++v) acc[j][v] = V{};
+  for (int64_t k = 0; k < K; ++k) {
+#pragma GCC unroll 2
+    for (int t = 0; t < RowTaps; ++t) {
+      const T* d = dyp + k * dy_plane + rows[t] * dy_row_len + q0;
+      const T* wk = wp + (k * 9 + r_of[t] * 3) * Cp + c0;
+      V w0[NC], w1[NC], w2[NC];  // taps s = 0, 1, 2 of row r
+#pragma GCC unroll 2
+      for (int v = 0; v < NC; ++v) {
+        std::memcpy(&w0[v], wk + v * L, sizeof(V));
+        std::memcpy(&w1[v], wk + Cp + v * L, sizeof(V));
+        std::memcpy(&w2[v], wk + 2 * Cp + v * L, sizeof(V));
+      }
+#pragma GCC unroll 16
+      for (int j = 0; j < M; ++j) {
+#pragma GCC unroll 2
+        for (int v = 0; v < NC; ++v) {
+          if (j % 2 == 0) {
+            acc[j][v] += d[j / 2] * w1[v];  // even w: s = 1, q = w/2
+          } else {
+            acc[j][v] += d[(j + 1) / 2] * w0[v];  // odd w: s = 0, q = (w + 1)/2
+            acc[j][v] += d[(j - 1) / 2] * w2[v];  //        s = 2, q = (w − 1)/2
+          }
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int j = 0; j < M; ++j)
+#pragma GCC unroll 2
+    for (int v = 0; v < NC; ++v) std::memcpy(out + j * out_step + v * L, &acc[j][v], sizeof(V));
+}
+
+template <class T, int Bytes, int NC>
+void data_lanes(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
+  constexpr int L = Bytes / int(sizeof(T));
+  constexpr int M = kAccumulators / NC;  // output pixels per run (even: runs start on even columns)
+  const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, P = p.P(), Q = p.Q();
+  const int64_t Cp = (C + NC * L - 1) / (NC * L) * (NC * L), runs = (W + M - 1) / M, Wr = runs * M;
+  const int64_t dy_row_len = Q + M / 2 + 1, dy_plane = (P + 1) * dy_row_len;  // zeros past row P − 1 and column Q − 1
+  // Weights as [k][tap][c], channels padded with zeros to whole blocks.
+  std::vector<T> wp(size_t(K * 9 * Cp), T(0));
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t c = 0; c < C; ++c)
+      for (int tap = 0; tap < 9; ++tap) wp[size_t((k * 9 + tap) * Cp + c)] = w[(k * C + c) * 9 + tap];
+#pragma omp parallel
+  {
+    std::vector<T> dyp(size_t(K * dy_plane), T(0)), dxt(size_t(H * Wr * Cp));  // dyp's padding stays zero
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t n = 0; n < N; ++n) {
+      for (int64_t k = 0; k < K; ++k)
+        for (int64_t pr = 0; pr < P; ++pr) copy_row(dy + ((n * K + k) * P + pr) * Q, Q, dyp.data() + k * dy_plane + pr * dy_row_len);
+      for (int64_t h = 0; h < H; ++h) {
+        const bool odd = h % 2 == 1;
+        const int64_t rows[2] = {odd ? (h + 1) / 2 : h / 2, (h - 1) / 2};
+        const int r_of[2] = {odd ? 0 : 1, 2};
+        for (int64_t c0 = 0; c0 < Cp; c0 += NC * L)
+          for (int64_t run = 0; run < runs; ++run) {
+            T* out = dxt.data() + (h * Wr + run * M) * Cp + c0;
+            if (odd)
+              data_lanes_run<T, Bytes, M, NC, 2>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, run * M / 2, wp.data(), Cp, c0, out, Cp);
+            else
+              data_lanes_run<T, Bytes, M, NC, 1>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, run * M / 2, wp.data(), Cp, c0, out, Cp);
+          }
+      }
+      // [h][w][c] -> dx[n][c][h][w]
+      T* image = dx + n * C * H * W;
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t c = 0; c < C; ++c)
+          for (int64_t x = 0; x < W; ++x) image[(c * H + h) * W + x] = dxt[size_t((h * Wr + x) * Cp + c)];
+    }
+  }
+}
+
 // Filters in the lanes, unless the filters fill at most one vector and the stride-1 rows are wide: there
 // (the stem, 16-filter stages at 28x28) the sums along the rows measured faster (tools/bench_conv).
 bool filter_lanes_wins(const Conv2dParams& p, int64_t elem_bytes) {
@@ -572,7 +665,7 @@ bool conv2d_direct_fits(DType t, const Conv2dParams& p) {
   return c.lanes_used > 0 && c.values * 10 >= c.lanes_used * 6;
 }
 
-bool conv2d_direct_data_fits(DType t, const Conv2dParams& p) { return p.stride_h == 1 && conv2d_direct_fits(t, p); }
+bool conv2d_direct_data_fits(DType t, const Conv2dParams& p) { return conv2d_direct_fits(t, p); }
 
 bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p) { return conv2d_direct_fits(t, p); }
 
@@ -594,6 +687,14 @@ void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const 
 void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy, const void* w, void* dx) {
   with_float_type(t, "conv2d_direct_backward_data", [&](auto zero) {
     using T = decltype(zero);
+    if (p.stride_h == 2) {
+#if defined(__AVX512F__)
+      // 16 accumulators: 16 pixels by one vector of channels, or 8 by two when there are over two vectors.
+      if (p.C > 2 * kVectorBytes / int64_t(sizeof(T)))
+        return data_lanes<T, kVectorBytes, 2>(p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+#endif
+      return data_lanes<T, kVectorBytes, 1>(p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+    }
     const Geometry g{p.N, p.K, p.C, p.H, p.W, 1, p.H, p.W};
     const T* weights = static_cast<const T*>(w);
     const int64_t C = p.C;

@@ -78,7 +78,9 @@ std::vector<Config> forward_configs() {
       make("4x4 layer, 3x3 pad 1", 3, 8, 4, 4, 16, 3, 3, {.stride = 1, .padding = 1}, true),
       // The direct kernel (kernels/cpu/conv2d_direct.h): filter blocks of every size (13 = 8 + 4 + 1),
       // rows of one and two vectors with partly filled last vectors, a single input channel, whole images
-      // in one vector, stride 2 (forward only: its backward passes take the im2col path).
+      // in one vector, stride 2 (odd and even sizes: the last odd row and column of an even image read
+      // past dy), filter gradients along the rows (<= 16 filters) and in the lanes (more, stride 2, 4x4),
+      // stride-2 data gradients with one and two vectors of input channels (40 > 32 floats, > 16 doubles).
       make("direct 3x3, 13 filters, 23 wide", 2, 5, 6, 23, 13, 3, 3, {.stride = 1, .padding = 1}, true),
       make("direct 3x3, 21 filters, 11 wide", 2, 3, 9, 11, 21, 3, 3, {.stride = 1, .padding = 1}, false),
       make("direct 3x3, one input channel, 32 wide", 2, 1, 3, 32, 17, 3, 3, {.stride = 1, .padding = 1}, true),
@@ -86,6 +88,7 @@ std::vector<Config> forward_configs() {
       make("direct 3x3 stride 2, 13x27 to 7x14", 2, 3, 13, 27, 10, 3, 3, {.stride = 2, .padding = 1}, true),
       make("direct 3x3 stride 2, 28x28 to 14x14", 2, 4, 28, 28, 5, 3, 3, {.stride = 2, .padding = 1}, false),
       make("direct 3x3 stride 2, 7x7 to a whole 4x4", 3, 5, 7, 7, 19, 3, 3, {.stride = 2, .padding = 1}, true),
+      make("direct 3x3 stride 2, 40 input channels, 10x9", 2, 40, 10, 9, 6, 3, 3, {.stride = 2, .padding = 1}, false),
       // Large enough for the kernels' own loops (im2col, col2im, copies) to run on several threads.
       make("threaded 3x3 pad 1, groups 2", 3, 16, 20, 19, 8, 3, 3, {.stride = 1, .padding = 1, .groups = 2}, true),
       make("threaded 1x1 wide images", 2, 32, 24, 24, 8, 1, 1, {}, true),
