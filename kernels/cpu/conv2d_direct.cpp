@@ -6,8 +6,9 @@
 // the FMA units. Here an output row of MR channels lives in MR·NV vector registers for the whole sum over
 // input channels and taps; each tap is an unaligned load of an input row from a zero-padded copy of the
 // image (a few tens of KiB, in L1/L2), broadcast-multiplied by MR weights. Per tap: NV loads, MR weight
-// broadcasts, MR·NV FMAs. The filter gradient keeps one vector sum per filter and tap instead: along the
-// rows for few filters and wide rows, otherwise with the filters in the lanes.
+// broadcasts, MR·NV FMAs. The data gradient at stride 1 is the same kernel on rotated weights; at stride 2
+// the input channels go in the lanes. The filter gradient keeps one vector sum per filter and tap: along
+// the rows for few filters and wide rows, otherwise with the filters in the lanes.
 #include "kernels/cpu/conv2d_direct.h"
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Direct 3x3 pad-1 convolution for narrow NCHW images (an output row fits in two vector registers): no
 // column matrix, each input row is read straight from a zero-padded copy of its image.
-// Used by kernels/cpu/conv2d.cpp for the forward and the filter gradient, and at stride 1 the data gradient.
+// Used by kernels/cpu/conv2d.cpp for the forward and both backward passes.
 #pragma once
 #include "kernels/conv2d.h"
 
@@ -10,7 +10,7 @@ namespace scpn::cpu {
 // f32 or f64, and an output row no wider than two vectors (32 floats with AVX-512, 16 with AVX2), or the
 // whole output within one vector (4x4).
 bool conv2d_direct_fits(DType t, const Conv2dParams& p);
-// Its backward data pass: the shapes above with stride 1.
+// Its backward data pass: the same shapes (stride 2 has a kernel of its own).
 bool conv2d_direct_data_fits(DType t, const Conv2dParams& p);
 // Its filter gradient: the same shapes as the forward.
 bool conv2d_direct_filter_fits(DType t, const Conv2dParams& p);
