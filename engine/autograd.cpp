@@ -18,6 +18,20 @@ void add_into(const Tensor& dst, const Tensor& src) {
                                   dst.raw_data());
 }
 
+// a + b in a fresh tensor, both the same shape, dtype and device: one pass (a copy of a, then b added
+// into it, reads a twice and writes the result twice).
+Tensor sum_of(const Tensor& a, const Tensor& b) {
+  Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
+  if (out.numel() == 0) return out;
+  BroadcastLayout flat;
+  flat.ndim = 1;
+  flat.shape[0] = a.numel();
+  flat.a_stride[0] = flat.b_stride[0] = 1;
+  kernels().binary.on(a.device())(exec_context(a.device()), BinaryOp::add, a.dtype(), flat, a.raw_data(),
+                                  b.raw_data(), out.raw_data());
+  return out;
+}
+
 void check_grad_matches(const char* where, const Shape& expected, DType dtype, const Tensor& g) {
   if (g.shape() != expected || g.dtype() != dtype)
     throw Error(cat("autograd: ", where, " produced a gradient of shape ", shape_str(g.shape()), " ",
@@ -151,9 +165,7 @@ void backward(const Tensor& output, const Tensor& grad_output, const BackwardOpt
           pending.emplace(e.node.get(), grads[i]);
         } else {
           // Sum into a fresh tensor: the pending one may alias a gradient held elsewhere.
-          Tensor sum = p->second.clone();
-          add_into(sum, grads[i]);
-          p->second = sum;
+          p->second = sum_of(p->second, grads[i]);
         }
       }
     }

@@ -58,6 +58,8 @@ struct KernelTable {
   KernelSlot<BatchNormForwardTrainFn> batch_norm_forward_train{"batch_norm_forward_train"};
   KernelSlot<BatchNormForwardEvalFn> batch_norm_forward_eval{"batch_norm_forward_eval"};
   KernelSlot<BatchNormBackwardFn> batch_norm_backward{"batch_norm_backward"};
+  KernelSlot<BatchNormForwardTrainFn> batch_norm_relu_forward_train{"batch_norm_relu_forward_train"};
+  KernelSlot<BatchNormReluBackwardFn> batch_norm_relu_backward{"batch_norm_relu_backward"};
   // pool.h
   KernelSlot<MaxPool2dForwardFn> max_pool2d_forward{"max_pool2d_forward"};
   KernelSlot<MaxPool2dBackwardFn> max_pool2d_backward{"max_pool2d_backward"};

@@ -27,6 +27,8 @@ void register_cpu_kernels(KernelTable& k) {
   k.batch_norm_forward_train.cpu = cpu::batch_norm_forward_train;
   k.batch_norm_forward_eval.cpu = cpu::batch_norm_forward_eval;
   k.batch_norm_backward.cpu = cpu::batch_norm_backward;
+  k.batch_norm_relu_forward_train.cpu = cpu::batch_norm_relu_forward_train;
+  k.batch_norm_relu_backward.cpu = cpu::batch_norm_relu_backward;
   // pool.h
   k.max_pool2d_forward.cpu = cpu::max_pool2d_forward;
   k.max_pool2d_backward.cpu = cpu::max_pool2d_backward;

@@ -131,15 +131,18 @@ std::pair<Tensor, Tensor> PrunableBatchNorm::stats_to_update(const ForwardContex
   return {};
 }
 
-Tensor PrunableBatchNorm::forward(const Tensor& x, const ForwardContext& ctx) const {
-  const BatchNormOptions opt = options(ctx);
+Tensor PrunableBatchNorm::forward(const Tensor& x, const ForwardContext& ctx, bool relu) const {
+  BatchNormOptions opt = options(ctx);
+  opt.relu = relu;
   auto [mean, var] = opt.training ? stats_to_update(ctx) : running_stats(ctx.capacity, ctx.bn_stats);
   return batch_norm(x, weight_, bias_, mean, var, opt);
 }
 
-Tensor PrunableBatchNorm::forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx) const {
-  if (!kept.defined()) return forward(x, ctx);
-  const BatchNormOptions opt = options(ctx);
+Tensor PrunableBatchNorm::forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx,
+                                          bool relu) const {
+  if (!kept.defined()) return forward(x, ctx, relu);
+  BatchNormOptions opt = options(ctx);
+  opt.relu = relu;
   auto [mean, var] = opt.training ? stats_to_update(ctx) : running_stats(ctx.capacity, ctx.bn_stats);
   Tensor kept_mean, kept_var;
   if (mean.defined()) {

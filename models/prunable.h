@@ -88,11 +88,12 @@ class PrunableConv2d : public nn::Module {
 class PrunableBatchNorm : public nn::Module {
  public:
   PrunableBatchNorm(int64_t channels, const std::vector<double>& capacities, DType dtype = DType::f32);
-  Tensor forward(const Tensor& x, const ForwardContext& ctx) const;
+  // relu: max(·, 0) of the result, fused into the normalisation where the device can (engine/ops/batch_norm.h).
+  Tensor forward(const Tensor& x, const ForwardContext& ctx, bool relu = false) const;
   // BatchNorm of the channels `kept` lists (undefined: all, = forward): x holds those channels; γ, β and
   // the statistics are gathered. A training forward that moves running statistics writes the kept ones
   // back and decays the others by (1 − momentum), as the masked path's all-zero channels would.
-  Tensor forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx) const;
+  Tensor forward_compact(const Tensor& x, const Tensor& kept, const ForwardContext& ctx, bool relu = false) const;
 
   // Registers (zeroed mean, unit variance) statistics for a capacity that has none yet.
   void add_capacity(double capacity);

@@ -68,19 +68,20 @@ Tensor compact_kept(const PrunableConv2d& conv, const ForwardContext& ctx) {
   return conv.kept_filters(ctx.capacity);
 }
 
-// conv → BN. Masked: for a channel-pruned conv the same mask zeroes the BN's output channels, so a pruned
-// filter is exactly absent downstream (BN's β would otherwise revive it). Compact: x holds only the input
-// channels `kept_inputs` lists (undefined: all) and the output only the kept filters, listed in *kept_out.
+// conv → BN (→ ReLU, fused into the BN: `relu`). Masked: for a channel-pruned conv the same mask zeroes the
+// BN's output channels, so a pruned filter is exactly absent downstream (BN's β would otherwise revive it;
+// the ReLU commutes with a 0/1 mask). Compact: x holds only the input channels `kept_inputs` lists
+// (undefined: all) and the output only the kept filters, listed in *kept_out.
 Tensor conv_bn(const PrunableConv2d& conv, const PrunableBatchNorm& bn, const Tensor& x, const ForwardContext& ctx,
-               const Tensor& kept_inputs = Tensor(), Tensor* kept_out = nullptr) {
+               bool relu, const Tensor& kept_inputs = Tensor(), Tensor* kept_out = nullptr) {
   Tensor kept = compact_kept(conv, ctx);
   if (kept_out) *kept_out = kept;
   if (kept.defined() || kept_inputs.defined())
-    return bn.forward_compact(conv.forward_compact(x, kept_inputs, kept), kept, ctx);
+    return bn.forward_compact(conv.forward_compact(x, kept_inputs, kept), kept, ctx, relu);
   if (!conv.pruned() || conv.granularity() == Granularity::weight || ctx.capacity == 1.0)
-    return bn.forward(conv.forward(x, ctx.capacity), ctx);
+    return bn.forward(conv.forward(x, ctx.capacity), ctx, relu);
   Tensor m = conv.mask(ctx.capacity);
-  Tensor y = bn.forward(conv.forward_with_mask(x, m), ctx);
+  Tensor y = bn.forward(conv.forward_with_mask(x, m), ctx, relu);
   return mul(y, m.reshape({1, conv.out_channels(), 1, 1}));
 }
 
@@ -98,8 +99,8 @@ class BasicBlock : public ResidualBlock {
   }
   Tensor forward(const Tensor& x, const ForwardContext& ctx) const override {
     Tensor kept;  // conv1's kept filters in a compact pass: conv2 reads only those channels
-    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx, Tensor(), &kept));
-    h = conv_bn(*conv2_, *bn2_, h, ctx, kept);
+    Tensor h = conv_bn(*conv1_, *bn1_, x, ctx, true, Tensor(), &kept);
+    h = conv_bn(*conv2_, *bn2_, h, ctx, false, kept);
     Tensor shortcut = downsample_ ? downsample_->forward(x, ctx) : x;
     return relu(add(h, shortcut));
   }
@@ -130,9 +131,9 @@ class Bottleneck : public ResidualBlock {
   }
   Tensor forward(const Tensor& x, const ForwardContext& ctx) const override {
     Tensor kept1, kept2;  // kept filters of conv1 and conv2 in a compact pass
-    Tensor h = relu(conv_bn(*conv1_, *bn1_, x, ctx, Tensor(), &kept1));
-    h = relu(conv_bn(*conv2_, *bn2_, h, ctx, kept1, &kept2));
-    h = conv_bn(*conv3_, *bn3_, h, ctx, kept2);
+    Tensor h = conv_bn(*conv1_, *bn1_, x, ctx, true, Tensor(), &kept1);
+    h = conv_bn(*conv2_, *bn2_, h, ctx, true, kept1, &kept2);
+    h = conv_bn(*conv3_, *bn3_, h, ctx, false, kept2);
     Tensor shortcut = downsample_ ? downsample_->forward(x, ctx) : x;
     return relu(add(h, shortcut));
   }
@@ -188,7 +189,7 @@ ResNetOutput ResNet::forward(const Tensor& x, const ForwardContext& ctx) const {
   check_capacity("ResNet::forward", ctx.capacity);
   SCPN_CHECK(x.dim() == 4 && x.size(1) == config_.in_channels, "ResNet::forward: input ", shape_str(x.shape()),
              " must be [N, ", config_.in_channels, ", H, W]");
-  Tensor h = relu(conv_bn(*stem_conv_, *stem_bn_, x, ctx));
+  Tensor h = conv_bn(*stem_conv_, *stem_bn_, x, ctx, true);
   if (config_.stem == Stem::imagenet) h = max_pool2d(h, 3, 2, 1);
   for (auto& block : blocks_) h = block->forward(h, ctx);
   Tensor pooled = global_avg_pool(h);

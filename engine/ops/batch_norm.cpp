@@ -4,6 +4,7 @@
 
 #include "engine/autograd.h"
 #include "engine/ops/checks.h"
+#include "engine/ops/elementwise.h"
 #include "engine/ops/sync_batch_norm.h"
 
 namespace scpn {
@@ -28,22 +29,27 @@ struct BatchNormNode : Node {
   bool training = true;
   double eps = 0;
   Tensor x, weight, mean, invstd;  // mean/invstd: the statistics the forward normalised with
-  const char* name() const override { return kOp; }
+  Tensor relu_y;                   // a fused ReLU's output (training only); undefined without one
+  const char* name() const override { return relu_y.defined() ? "batch_norm (relu)" : kOp; }
   std::vector<Tensor> backward(const Tensor& g) override {
     Tensor gx, gw, gb;
     if (needs_grad(0)) gx = Tensor::empty(x.shape(), x.dtype(), x.device());
     if (needs_grad(1)) gw = Tensor::empty({shape.c}, x.dtype(), x.device());
     if (needs_grad(2)) gb = Tensor::empty({shape.c}, x.dtype(), x.device());
-    if (shape.c > 0)
+    void* gx_data = gx.defined() ? gx.raw_data() : nullptr;
+    void* gw_data = gw.defined() ? gw.raw_data() : nullptr;
+    void* gb_data = gb.defined() ? gb.raw_data() : nullptr;
+    if (shape.c > 0 && relu_y.defined())
+      kernels().batch_norm_relu_backward.on(x.device())(exec_context(x.device()), x.dtype(), shape, x.raw_data(),
+                                                        relu_y.raw_data(), g.raw_data(), data_or_null(weight),
+                                                        mean.raw_data(), invstd.raw_data(), gx_data, gw_data, gb_data);
+    else if (shape.c > 0)
       kernels().batch_norm_backward.on(x.device())(exec_context(x.device()), x.dtype(), shape, training, eps,
                                                    x.raw_data(), g.raw_data(), data_or_null(weight),
-                                                   mean.raw_data(), invstd.raw_data(),
-                                                   gx.defined() ? gx.raw_data() : nullptr,
-                                                   gw.defined() ? gw.raw_data() : nullptr,
-                                                   gb.defined() ? gb.raw_data() : nullptr);
+                                                   mean.raw_data(), invstd.raw_data(), gx_data, gw_data, gb_data);
     return {gx, gw, gb};
   }
-  void release_saved() override { x = weight = mean = invstd = Tensor(); }
+  void release_saved() override { x = weight = mean = invstd = relu_y = Tensor(); }
 };
 
 }  // namespace
@@ -66,6 +72,16 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
              options.momentum);
   SCPN_CHECK(options.eps >= 0, kOp, ": eps must be >= 0, got ", options.eps);
 
+  // A ReLU with no fused kernel for this case: the two ops.
+  const bool fused_relu = options.relu && options.training && !options.sync_group &&
+                          kernels().batch_norm_relu_forward_train.supports(x.device()) &&
+                          kernels().batch_norm_relu_backward.supports(x.device());
+  if (options.relu && !fused_relu) {
+    BatchNormOptions plain = options;
+    plain.relu = false;
+    return relu(batch_norm(x, weight, bias, running_mean, running_var, plain));
+  }
+
   // Synchronised: the statistics are over the group's batch, which may have one row per rank.
   if (options.training && options.sync_group)
     return sync_batch_norm(x, weight, bias, running_mean, running_var, options, *options.sync_group);
@@ -85,7 +101,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     mean = Tensor::empty({s.c}, x.dtype(), x.device());
     invstd = Tensor::empty({s.c}, x.dtype(), x.device());
     if (s.c > 0)
-      kernels().batch_norm_forward_train.on(x.device())(
+      (fused_relu ? kernels().batch_norm_relu_forward_train : kernels().batch_norm_forward_train).on(x.device())(
           ctx, x.dtype(), s, options.eps, options.momentum, x.raw_data(), data_or_null(weight),
           data_or_null(bias), running_mean.defined() ? running_mean.raw_data() : nullptr,
           running_var.defined() ? running_var.raw_data() : nullptr, y.raw_data(), mean.raw_data(),
@@ -111,6 +127,7 @@ Tensor batch_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, con
     node->weight = save(weight);
     node->mean = mean;
     node->invstd = invstd;
+    if (fused_relu) node->relu_y = save(y);
     record(node, y, {&x, &weight, &bias});
   }
   return y;

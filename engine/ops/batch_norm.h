@@ -17,6 +17,9 @@ struct BatchNormOptions {
   // Synchronised batch norm (data-parallel training): in training mode the statistics, and the sums the
   // backward needs, are over every rank's batch (engine/ops/sync_batch_norm.h). Null: this process's batch.
   dist::Communicator* sync_group = nullptr;
+  // y = max(·, 0) after the normalisation: relu(batch_norm(x)). One kernel where the device has the fused
+  // one (the CPU, training, not synchronised), relu of batch_norm otherwise; the same values either way.
+  bool relu = false;
 };
 
 // x: f32/f64 [N, C] or [N, C, H, W]; statistics are per channel over the m = N·H·W values (H·W = 1 for

@@ -57,19 +57,29 @@ double row_squared_deviations(const T* row, int64_t hw, double mean) {
   return add_lanes(acc);
 }
 
-// Σ g[i] and Σ g[i]·(x[i] − mean), added to sum_g and sum_g_xmu.
-template <class T>
-void row_gradient_sums(const T* g, const T* x, int64_t hw, double mean, double& sum_g, double& sum_g_xmu) {
+// Σ g[i] and Σ g[i]·(x[i] − mean), added to sum_g and sum_g_xmu; with a fused ReLU's output y, g[i] counts
+// only where y[i] > 0.
+template <bool Relu, class T>
+inline T masked(const T* g, const T* y, int64_t i) {
+  if constexpr (Relu) return y[i] > T(0) ? g[i] : T(0);
+  return g[i];
+}
+
+template <bool Relu, class T>
+void row_gradient_sums(const T* g, const T* x, const T* y, int64_t hw, double mean, double& sum_g,
+                       double& sum_g_xmu) {
   double a[kLanes] = {}, b[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= hw; i += kLanes)
     for (int l = 0; l < kLanes; ++l) {
-      a[l] += double(g[i + l]);
-      b[l] += double(g[i + l]) * (double(x[i + l]) - mean);
+      const double gi = double(masked<Relu>(g, y, i + l));
+      a[l] += gi;
+      b[l] += gi * (double(x[i + l]) - mean);
     }
   for (int l = 0; i < hw; ++i, ++l) {
-    a[l] += double(g[i]);
-    b[l] += double(g[i]) * (double(x[i]) - mean);
+    const double gi = double(masked<Relu>(g, y, i));
+    a[l] += gi;
+    b[l] += gi * (double(x[i]) - mean);
   }
   sum_g += add_lanes(a);
   sum_g_xmu += add_lanes(b);
@@ -92,10 +102,13 @@ void for_channel_shares(const BatchNormShape& s, Fn fn) {
 
 }  // namespace
 
-void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape& s, double eps, double momentum,
+namespace {
+
+template <bool Relu>
+void forward_train(DType t, const BatchNormShape& s, double eps, double momentum,
                               const void* x, const void* weight, const void* bias, void* running_mean,
                               void* running_var, void* y, void* save_mean, void* save_invstd) {
-  with_float_type(t, "batch_norm_forward_train", [&](auto zero) {
+  with_float_type(t, Relu ? "batch_norm_relu_forward_train" : "batch_norm_forward_train", [&](auto zero) {
     using T = decltype(zero);
     const T* xs = static_cast<const T*>(x);
     const T* w = static_cast<const T*>(weight);
@@ -139,10 +152,33 @@ void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape&
           const T* row = channel_row(xs, s, n, c);
           T* out = channel_row(ys, s, n, c);
           const T mu = mean_t[i], k = scale[i], beta = shift[i];
-          for (int64_t e = 0; e < s.hw; ++e) out[e] = (row[e] - mu) * k + beta;
+          if constexpr (Relu) {
+            // As the relu op (kernels/common/elementwise_math.h): NaN becomes 0.
+            for (int64_t e = 0; e < s.hw; ++e) {
+              const T v = (row[e] - mu) * k + beta;
+              out[e] = v > T(0) ? v : T(0);
+            }
+          } else {
+            for (int64_t e = 0; e < s.hw; ++e) out[e] = (row[e] - mu) * k + beta;
+          }
         }
     });
   });
+}
+
+}  // namespace
+
+void batch_norm_forward_train(const ExecContext&, DType t, const BatchNormShape& s, double eps, double momentum,
+                              const void* x, const void* weight, const void* bias, void* running_mean,
+                              void* running_var, void* y, void* save_mean, void* save_invstd) {
+  forward_train<false>(t, s, eps, momentum, x, weight, bias, running_mean, running_var, y, save_mean, save_invstd);
+}
+
+void batch_norm_relu_forward_train(const ExecContext&, DType t, const BatchNormShape& s, double eps,
+                                   double momentum, const void* x, const void* weight, const void* bias,
+                                   void* running_mean, void* running_var, void* y, void* save_mean,
+                                   void* save_invstd) {
+  forward_train<true>(t, s, eps, momentum, x, weight, bias, running_mean, running_var, y, save_mean, save_invstd);
 }
 
 void batch_norm_forward_eval(const ExecContext&, DType t, const BatchNormShape& s, double eps, const void* x,
@@ -178,13 +214,17 @@ void batch_norm_forward_eval(const ExecContext&, DType t, const BatchNormShape& 
   });
 }
 
-void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, bool training, double, const void* x,
-                         const void* grad_y, const void* weight, const void* mean, const void* invstd,
-                         void* grad_x, void* grad_weight, void* grad_bias) {
-  with_float_type(t, "batch_norm_backward", [&](auto zero) {
+namespace {
+
+template <bool Relu>
+void backward(DType t, const BatchNormShape& s, bool training, const void* x, const void* relu_y, const void* grad_y,
+              const void* weight, const void* mean, const void* invstd, void* grad_x, void* grad_weight,
+              void* grad_bias) {
+  with_float_type(t, Relu ? "batch_norm_relu_backward" : "batch_norm_backward", [&](auto zero) {
     using T = decltype(zero);
     const T* xs = static_cast<const T*>(x);
     const T* gy = static_cast<const T*>(grad_y);
+    const T* ys = static_cast<const T*>(relu_y);
     const T* w = static_cast<const T*>(weight);
     const T* mu = static_cast<const T*>(mean);
     const T* is = static_cast<const T*>(invstd);
@@ -200,8 +240,9 @@ void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, b
       if (need_sums) {
         for (int64_t n = 0; n < s.n; ++n)
           for (int64_t c = first; c < end; ++c)
-            row_gradient_sums(channel_row(gy, s, n, c), channel_row(xs, s, n, c), s.hw, double(mu[c]),
-                              sum_g[size_t(c - first)], sum_g_xmu[size_t(c - first)]);
+            row_gradient_sums<Relu>(channel_row(gy, s, n, c), channel_row(xs, s, n, c),
+                                    Relu ? channel_row(ys, s, n, c) : nullptr, s.hw, double(mu[c]),
+                                    sum_g[size_t(c - first)], sum_g_xmu[size_t(c - first)]);
       }
       // gx = (g − g_mean)·scale − (x − mean)·k·scale, per element in T (as in the forward); training: the
       // gradient also flows through mean and var, xhat·Σ(g·xhat)/m = (x-mean)·k.
@@ -225,12 +266,27 @@ void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, b
           const size_t i = size_t(c - first);
           const T* xr = channel_row(xs, s, n, c);
           const T* gr = channel_row(gy, s, n, c);
+          const T* yr = Relu ? channel_row(ys, s, n, c) : nullptr;
           T* out = channel_row(gx, s, n, c);
           const T mean_c = mean_t[i], a = g_scale[i], b = g_shift[i], k = x_scale[i];
-          for (int64_t e = 0; e < s.hw; ++e) out[e] = gr[e] * a + b - (xr[e] - mean_c) * k;
+          for (int64_t e = 0; e < s.hw; ++e) out[e] = masked<Relu>(gr, yr, e) * a + b - (xr[e] - mean_c) * k;
         }
     });
   });
+}
+
+}  // namespace
+
+void batch_norm_backward(const ExecContext&, DType t, const BatchNormShape& s, bool training, double, const void* x,
+                         const void* grad_y, const void* weight, const void* mean, const void* invstd,
+                         void* grad_x, void* grad_weight, void* grad_bias) {
+  backward<false>(t, s, training, x, nullptr, grad_y, weight, mean, invstd, grad_x, grad_weight, grad_bias);
+}
+
+void batch_norm_relu_backward(const ExecContext&, DType t, const BatchNormShape& s, const void* x, const void* y,
+                              const void* grad_y, const void* weight, const void* mean, const void* invstd,
+                              void* grad_x, void* grad_weight, void* grad_bias) {
+  backward<true>(t, s, true, x, y, grad_y, weight, mean, invstd, grad_x, grad_weight, grad_bias);
 }
 
 }  // namespace scpn::cpu

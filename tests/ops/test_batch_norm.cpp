@@ -3,6 +3,8 @@
 // odd sizes, batch 1, many values per channel); running-statistic updates; the argument errors.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -70,6 +72,7 @@ struct Config {
   bool running = true;         // running_mean and running_var given (eval needs them)
   double eps = 1e-5, momentum = 0.1;
   double x_low = -1, x_high = 3;
+  bool relu = false;  // max(·, 0) of the result (fused on the CPU in training mode)
 };
 
 // Where each argument sits in a case's inputs: x, then weight and bias, then running_mean and running_var.
@@ -108,7 +111,14 @@ Expected batch_norm_oracle(const Config& c, const std::vector<Tensor>& in, const
   Expected e{ref.y, std::vector<std::vector<double>>(in.size())};
   const int64_t N = x.size(0), C = x.size(1), HW = x.dim() == 4 ? x.size(2) * x.size(3) : 1;
   const double m = double(N * HW);
-  const std::vector<double> xv = x.to_vector(), gv = g.to_vector();
+  const std::vector<double> xv = x.to_vector();
+  std::vector<double> gv = g.to_vector();
+  // A ReLU after the normalisation: y = max(ŷ, 0), and the gradient reaches ŷ only where ŷ > 0.
+  if (c.relu)
+    for (size_t i = 0; i < gv.size(); ++i) {
+      if (ref.y[i] <= 0) gv[i] = 0;
+      e.out[i] = std::max(ref.y[i], 0.0);
+    }
   const std::vector<double> wv = weight.defined() ? weight.to_vector() : std::vector<double>(size_t(C), 1.0);
   auto at = [&](int64_t n, int64_t ch, int64_t i) { return size_t((n * C + ch) * HW + i); };
   if (x.requires_grad()) e.grads[0].resize(xv.size());
@@ -156,7 +166,7 @@ Tolerance sum_tolerance(DType dt, int64_t m) {
 }
 
 std::string label_of(const Config& c) {
-  return cat("batch_norm ", c.training ? "train " : "eval ", shape_str(c.shape),
+  return cat(c.relu ? "batch_norm + relu " : "batch_norm ", c.training ? "train " : "eval ", shape_str(c.shape),
              c.affine ? " affine" : c.frozen_weight ? " frozen weight" : "", c.running ? " running" : "", " eps ",
              c.eps);
 }
@@ -167,7 +177,7 @@ OpCase bn_case(const Config& c, uint64_t seed) {
   const int64_t C = c.shape[1];
   const int64_t m = shape_numel(c.shape) / C;
   const Layout l = layout_of(c);
-  const BatchNormOptions options{.training = c.training, .momentum = c.momentum, .eps = c.eps};
+  const BatchNormOptions options{.training = c.training, .momentum = c.momentum, .eps = c.eps, .relu = c.relu};
   return {.name = label_of(c),
           .inputs = [=](DType dt) {
             std::vector<Tensor> v{random_tensor(c.shape, dt, seed, c.x_low, c.x_high).requires_grad_()};
@@ -224,6 +234,14 @@ std::vector<OpCase> batch_norm_cases() {
   for (const Shape& shape : {Shape{1, 4}, Shape{1, 2, 1, 1}})
     for (bool affine : {true, false})
       cases.push_back(bn_case({.shape = shape, .training = false, .affine = affine}, seed += 10));
+  // The fused ReLU (CPU, training; eval runs relu of batch_norm), values around zero so that about half the
+  // outputs are cut: with and without affine, one and several values per row, f64 central differences.
+  for (const Shape& shape : {Shape{2, 3, 4, 5}, Shape{5, 4}, Shape{4, 16, 7, 7}})
+    for (bool training : {true, false})
+      for (bool affine : {true, false})
+        cases.push_back(bn_case({.shape = shape, .training = training, .affine = affine, .x_low = -2, .x_high = 2,
+                                 .relu = true},
+                                seed += 10));
   // f32 gradients in both modes against the f64 loops.
   for (bool training : {true, false})
     cases.push_back(bn_case({.shape = {3, 4, 5, 3}, .training = training, .x_low = -2, .x_high = 2}, seed += 10));
