@@ -47,7 +47,8 @@ using BatchNormBackwardFn = void(const ExecContext&, DType, const BatchNormShape
                                  const void* invstd, void* grad_x, void* grad_weight, void* grad_bias);
 
 // relu(batch_norm(x)) in training mode as one kernel: BatchNormForwardTrainFn's contract, then
-// y = y > 0 ? y : 0 (the relu op's rule, NaN included). Saves the separate ReLU's pass over y and, in the backward, its pass over the gradient.
+// y = y > 0 ? y : 0 (the relu op's rule, NaN included). Saves the separate ReLU's pass over y and, in the
+// backward, its pass over the gradient.
 // Its backward is BatchNormBackwardFn's (training) with g·[y > 0] in place of g, y the fused forward's
 // output. Only the CPU has them; elsewhere the op runs relu(batch_norm(x)) (engine/ops/batch_norm.cpp).
 using BatchNormReluBackwardFn = void(const ExecContext&, DType, const BatchNormShape&, const void* x, const void* y,

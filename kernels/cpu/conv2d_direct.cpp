@@ -526,7 +526,8 @@ void filter_lanes(const Conv2dParams& p, const T* x, const T* dy, T* dw) {
       const T* from = dy + n * K * PQ;
       const int64_t K_tiles = K / L * L, PQ_tiles = PQ / L * L;
       for (int64_t k0 = 0; k0 < K_tiles; k0 += L)
-        for (int64_t i0 = 0; i0 < PQ_tiles; i0 += L) transpose_tile<T, Bytes>(from + k0 * PQ + i0, PQ, t + i0 * Kp + k0, Kp);
+        for (int64_t i0 = 0; i0 < PQ_tiles; i0 += L)
+          transpose_tile<T, Bytes>(from + k0 * PQ + i0, PQ, t + i0 * Kp + k0, Kp);
       for (int64_t k = 0; k < K; ++k)
         for (int64_t i = k < K_tiles ? PQ_tiles : 0; i < PQ; ++i) t[i * Kp + k] = from[k * PQ + i];
       for (int64_t i = 0; i < PQ; ++i)
@@ -611,7 +612,8 @@ void data_lanes(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
   constexpr int M = kAccumulators / NC;  // output pixels per run (even: runs start on even columns)
   const int64_t N = p.N, C = p.C, K = p.K, H = p.H, W = p.W, P = p.P(), Q = p.Q();
   const int64_t Cp = (C + NC * L - 1) / (NC * L) * (NC * L), runs = (W + M - 1) / M, Wr = runs * M;
-  const int64_t dy_row_len = Q + M / 2 + 1, dy_plane = (P + 1) * dy_row_len;  // zeros past row P − 1 and column Q − 1
+  // dy padded with zeros past row P − 1 and column Q − 1.
+  const int64_t dy_row_len = Q + M / 2 + 1, dy_plane = (P + 1) * dy_row_len;
   // Weights as [k][tap][c], channels padded with zeros to whole blocks.
   std::vector<T> wp(size_t(K * 9 * Cp), T(0));
   for (int64_t k = 0; k < K; ++k)
@@ -623,7 +625,8 @@ void data_lanes(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
 #pragma omp for schedule(dynamic, 1)
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t k = 0; k < K; ++k)
-        for (int64_t pr = 0; pr < P; ++pr) copy_row(dy + ((n * K + k) * P + pr) * Q, Q, dyp.data() + k * dy_plane + pr * dy_row_len);
+        for (int64_t pr = 0; pr < P; ++pr)
+          copy_row(dy + ((n * K + k) * P + pr) * Q, Q, dyp.data() + k * dy_plane + pr * dy_row_len);
       for (int64_t h = 0; h < H; ++h) {
         const bool odd = h % 2 == 1;
         const int64_t rows[2] = {odd ? (h + 1) / 2 : h / 2, (h - 1) / 2};
@@ -631,10 +634,13 @@ void data_lanes(const Conv2dParams& p, const T* dy, const T* w, T* dx) {
         for (int64_t c0 = 0; c0 < Cp; c0 += NC * L)
           for (int64_t run = 0; run < runs; ++run) {
             T* out = dxt.data() + (h * Wr + run * M) * Cp + c0;
+            const int64_t q0 = run * M / 2;
             if (odd)
-              data_lanes_run<T, Bytes, M, NC, 2>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, run * M / 2, wp.data(), Cp, c0, out, Cp);
+              data_lanes_run<T, Bytes, M, NC, 2>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, q0, wp.data(), Cp,
+                                                 c0, out, Cp);
             else
-              data_lanes_run<T, Bytes, M, NC, 1>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, run * M / 2, wp.data(), Cp, c0, out, Cp);
+              data_lanes_run<T, Bytes, M, NC, 1>(dyp.data(), K, dy_plane, dy_row_len, rows, r_of, q0, wp.data(), Cp,
+                                                 c0, out, Cp);
           }
       }
       // [h][w][c] -> dx[n][c][h][w]
@@ -688,13 +694,15 @@ void conv2d_direct_forward(DType t, const Conv2dParams& p, const void* x, const 
 void conv2d_direct_backward_data(DType t, const Conv2dParams& p, const void* dy, const void* w, void* dx) {
   with_float_type(t, "conv2d_direct_backward_data", [&](auto zero) {
     using T = decltype(zero);
+    const T* dys = static_cast<const T*>(dy);
+    const T* ws = static_cast<const T*>(w);
     if (p.stride_h == 2) {
 #if defined(__AVX512F__)
       // 16 accumulators: 16 pixels by one vector of channels, or 8 by two when there are over two vectors.
       if (p.C > 2 * kVectorBytes / int64_t(sizeof(T)))
-        return data_lanes<T, kVectorBytes, 2>(p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+        return data_lanes<T, kVectorBytes, 2>(p, dys, ws, static_cast<T*>(dx));
 #endif
-      return data_lanes<T, kVectorBytes, 1>(p, static_cast<const T*>(dy), static_cast<const T*>(w), static_cast<T*>(dx));
+      return data_lanes<T, kVectorBytes, 1>(p, dys, ws, static_cast<T*>(dx));
     }
     const Geometry g{p.N, p.K, p.C, p.H, p.W, 1, p.H, p.W};
     const T* weights = static_cast<const T*>(w);
