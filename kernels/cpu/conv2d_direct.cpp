@@ -36,6 +36,20 @@ struct VectorOf {
   typedef T type __attribute__((vector_size(Bytes)));
 };
 
+// Lane j of the result is lane index[j] of (a, b): a's lanes first, then b's. GCC has it as one instruction
+// (vpermt2ps with AVX-512); clang (the fuzzing build) has no variable-index shuffle, so there it is a loop.
+template <class V, class Index>
+inline V shuffle2(V a, V b, Index index) {
+#if defined(__clang__)
+  constexpr int L = int(sizeof(V) / sizeof(a[0]));
+  V out;
+  for (int j = 0; j < L; ++j) out[j] = index[j] < L ? a[index[j]] : b[index[j] - L];
+  return out;
+#else
+  return __builtin_shuffle(a, b, index);
+#endif
+}
+
 // A short row copy (7-32 values), inline: the library's memmove, which std::copy_n becomes, costs a call
 // and a size dispatch per row, as much as the copy itself at these lengths.
 template <class T>
@@ -128,7 +142,7 @@ struct ImageTaps {
       std::memcpy(&plane, src, size_t(values) * sizeof(T));
 #pragma GCC unroll 9
       for (int t = 0; t < 9; ++t) {
-        const V tap = __builtin_shuffle(plane, V{}, permutation[t]);
+        const V tap = shuffle2(plane, V{}, permutation[t]);
         std::memcpy(dst + t * L, &tap, sizeof(V));
       }
       return;
@@ -497,7 +511,7 @@ inline void transpose_tile(const T* src, int64_t src_stride, T* dst, int64_t dst
 #pragma GCC unroll 16
     for (int i = 0; i < L; ++i) {
       if (i & b) continue;
-      const V low = __builtin_shuffle(r[i], r[i + b], keep), high = __builtin_shuffle(r[i], r[i + b], take);
+      const V low = shuffle2(r[i], r[i + b], keep), high = shuffle2(r[i], r[i + b], take);
       r[i] = low;
       r[i + b] = high;
     }
